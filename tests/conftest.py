@@ -1,0 +1,46 @@
+"""Shared fixtures: one real PostgreSQL server per test session, a fresh migrated database per test."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workloads.store.embedded import EmbeddedPostgres
+from workloads.store.migrate import migrate
+
+CMAPSS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmapss"
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    server.init()
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def empty_database_url(pg_server: EmbeddedPostgres) -> str:
+    """A database with nothing in it, not even the schema."""
+    pg_server.start()  # a test that rehearsed an outage may have left it stopped
+    return pg_server.create_database(f"t{next(_counter)}")
+
+
+@pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """A fresh database with the dynoline schema applied."""
+    migrate(empty_database_url)
+    return empty_database_url
+
+
+@pytest.fixture(scope="session")
+def cmapss_dir() -> Path:
+    if not (CMAPSS_DIR / "train_FD001.txt").exists():
+        pytest.fail(f"C-MAPSS FD001 not found at {CMAPSS_DIR} (../shared must sit beside the repo)")
+    return CMAPSS_DIR

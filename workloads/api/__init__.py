@@ -1,0 +1,1 @@
+"""The resource models: pydantic is the one source of truth for the CLI, the CRDs and the operator."""

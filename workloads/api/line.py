@@ -1,0 +1,75 @@
+"""DynoLine: one production test line, its testers, their data source and where they stream to."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from workloads.api.common import DnsName, Duration, Finite, Model
+
+MAX_UNITS = 100_000
+
+
+class CmapssSource(Model):
+    """Replay of a NASA C-MAPSS file; `loop` restarts a unit's trajectory when it reaches failure."""
+
+    type: Literal["cmapss"]
+    dataset: Literal["FD001"] = "FD001"
+    split: Literal["train", "test"] = "train"
+    loop: bool = True
+
+
+class SyntheticSource(Model):
+    """The damage-propagation model of Saxena et al. 2008: any fleet size, deterministic per seed."""
+
+    type: Literal["synthetic"]
+    seed: int = Field(42, ge=0, le=2**31 - 1)
+
+
+Source = Annotated[CmapssSource | SyntheticSource, Field(discriminator="type")]
+
+
+class Fault(Model):
+    """An injected anomaly, so detection can be rehearsed on demand."""
+
+    unit: int = Field(ge=0, lt=MAX_UNITS, description="unit id on this line")
+    kind: Literal["thermalRunaway"] = "thermalRunaway"
+    start_after: Duration = Field("60s", description="time after the simulator starts")
+    ramp_per_minute: Finite = Field(
+        30.0, gt=0, le=1000, description="rise of the hot-section temperatures (T50, T30) per minute, °R"
+    )
+
+
+class SecretKeyRef(Model):
+    name: DnsName
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")] = "uri"
+
+
+class DatabaseRef(Model):
+    """Credentials only by reference: a CloudNativePG `<cluster>-app` Secret (key `uri`) fits as is."""
+
+    secret_ref: SecretKeyRef
+
+
+class DynoLineSpec(Model):
+    units: int = Field(100, ge=1, le=MAX_UNITS, description="dyno testers on the line")
+    rate_hz: Finite = Field(1.0, gt=0, le=100, description="samples per unit per second")
+    shards: int = Field(1, ge=1, le=256, description="simulator pods; unit u belongs to shard u mod shards")
+    source: Source = Field(default_factory=lambda: CmapssSource(type="cmapss"))
+    faults: list[Fault] = Field(default_factory=list, max_length=100)
+    database: DatabaseRef
+    retention: Duration = "7d"
+    paused: bool = False
+    telemetry_policy: Literal["Retain", "Delete"] = Field(
+        "Retain", description="what happens to the line's telemetry rows when the DynoLine is deleted"
+    )
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> DynoLineSpec:
+        if self.shards > self.units:
+            raise ValueError(f"shards ({self.shards}) must not exceed units ({self.units})")
+        for fault in self.faults:
+            if fault.unit >= self.units:
+                raise ValueError(f"fault unit {fault.unit} is not on this line (units 0..{self.units - 1})")
+        return self

@@ -1,0 +1,29 @@
+"""Partition upkeep: made ahead of the writers, dropped whole for retention."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import psycopg
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+def ensure_partitions(conn: Conn, start: datetime, end: datetime) -> int:
+    """Create the daily partitions covering [start, end]; returns how many were new."""
+    row = conn.execute("SELECT dynoline_ensure_partitions(%s, %s)", (start, end)).fetchone()
+    conn.commit()
+    return int(str(row[0])) if row else 0
+
+
+def drop_expired(conn: Conn, keep: timedelta) -> list[str]:
+    """Drop partitions older than the longest retention any line asked for, and at least `keep`."""
+    row = conn.execute(
+        "SELECT greatest(%s::interval, coalesce(max(retention), %s::interval)) FROM lines", (keep, keep)
+    ).fetchone()
+    longest = row[0] if row else keep
+    dropped = [
+        str(r[0]) for r in conn.execute("SELECT dynoline_drop_partitions_before(now() - %s)", (longest,))
+    ]
+    conn.commit()
+    return dropped
