@@ -14,7 +14,7 @@ from workloads import __version__
 from workloads.errors import DynolineError
 
 # Modules with `register(subparsers)`; imported lazily per run so `dynoline --help` stays quick.
-COMMAND_MODULES: tuple[str, ...] = ("workloads.store.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("workloads.store.cli", "workloads.store.unit_cli")
 
 Handler = Callable[[argparse.Namespace], int]
 
