@@ -13,5 +13,8 @@ from workloads.sample import Reading
 
 class Source(Protocol):
     def reading(self, unit_id: int, tick: int) -> Reading | None:
-        """The reading of `unit_id` at `tick` (0-based sample number), or None once a non-looping unit has failed."""
+        """The reading of `unit_id` at `tick` (0-based sample number).
+
+        None once a unit that does not loop has run to failure.
+        """
         ...
