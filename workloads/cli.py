@@ -14,7 +14,11 @@ from workloads import __version__
 from workloads.errors import DynolineError
 
 # Modules with `register(subparsers)`; imported lazily per run so `dynoline --help` stays quick.
-COMMAND_MODULES: tuple[str, ...] = ("workloads.store.cli", "workloads.store.unit_cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "workloads.store.cli",
+    "workloads.store.unit_cli",
+    "workloads.simulator.cli",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -1,0 +1,77 @@
+"""A tiny deterministic source for simulator tests, and helpers comparing what was generated and stored."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import psycopg
+
+from workloads.sample import Reading
+from workloads.simulator.runner import RunStats, Simulator
+
+
+class RecordingSource:
+    """Readings derived from (unit, tick); remembers every one it handed out."""
+
+    def __init__(self) -> None:
+        self.handed_out: list[tuple[int, int]] = []
+
+    def reading(self, unit_id: int, tick: int) -> Reading | None:
+        self.handed_out.append((unit_id, tick))
+        return Reading(
+            unit_id,
+            tick + 1,
+            (0.001 * unit_id, 0.0, 100.0),
+            tuple(600.0 + unit_id + tick / 1000 + i for i in range(21)),
+        )
+
+
+def expected_keys(sim: Simulator, source: RecordingSource) -> set[tuple[int, int, datetime]]:
+    """(unit_id, cycle, ts) of every sample the generator produced."""
+    sched = sim.schedule
+    slot = {u: i for i, u in enumerate(sim.units)}
+    return {(u, t + 1, sched.ts(t * sched.width + slot[u])) for u, t in source.handed_out}
+
+
+def stored_keys(url: str, line: str) -> list[tuple[int, int, datetime]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT unit_id, cycle, ts FROM telemetry WHERE line = %s", (line,)).fetchall()
+    return [(int(str(u)), int(str(c)), ts) for u, c, ts in rows]  # type: ignore[misc]
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Liveness wait (not a timing assertion): fails only if nothing happens for a very long time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Background:
+    """Run a simulator on a thread; `stop()` ends it and returns its stats."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.stop_event = threading.Event()
+        self.result: list[RunStats | BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result.append(self.sim.run(self.stop_event))
+        except BaseException as exc:
+            self.result.append(exc)
+
+    def stop(self) -> RunStats:
+        self.stop_event.set()
+        self.thread.join(timeout=120)
+        assert not self.thread.is_alive(), "simulator did not stop"
+        (result,) = self.result
+        if isinstance(result, BaseException):
+            raise result
+        return result

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from workloads.cli import build_parser
+from workloads.errors import DynolineError
+from workloads.simulator.cli import config_from_args
+from workloads.simulator.config import SimulatorConfig, parse_shard
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["simulate", *argv])
+
+
+def test_flags_make_a_config() -> None:
+    c = config_from_args(
+        parse(
+            "--line",
+            "a",
+            "--units",
+            "10",
+            "--rate",
+            "2.5",
+            "--shard",
+            "1",
+            "--shards",
+            "3",
+            "--metrics-port",
+            "0",
+        )
+    )
+    assert (c.line, c.units, c.rate_hz, c.shard, c.shards, c.metrics_port) == ("a", 10, 2.5, 1, 3, 0)
+    assert c.shard_units == 3  # units 1, 4, 7
+    assert c.spool_path == Path(".dynoline/spool/a-shard1.spool")
+
+
+def test_default_queue_bound_holds_seconds_of_rows() -> None:
+    assert SimulatorConfig(line="a", units=10_000, rate_hz=1.0).queue_bound == 50_000
+    assert SimulatorConfig(line="a", units=3, rate_hz=1.0).queue_bound == 1000
+    assert SimulatorConfig(line="a", units=3, rate_hz=1.0, queue_rows=7).queue_bound == 7
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rate", "0"], "--rate must be a positive finite number of Hz, got 0.0"),
+        (["--rate", "-2"], "--rate must be a positive finite number of Hz, got -2.0"),
+        (["--rate", "nan"], "--rate must be a positive finite number of Hz, got nan"),
+        (["--rate", "inf"], "--rate must be a positive finite number of Hz, got inf"),
+        (["--rate", "fast"], "--rate 'fast': expected a number of Hz"),
+        (["--units", "0"], "--units must be at least 1, got 0"),
+        (["--shard", "2", "--shards", "2"], "--shard 2 is out of range: shards are 0..1"),
+        (["--shard", "-1", "--shards", "2"], "--shard -1 is out of range: shards are 0..1"),
+        (["--shard", "one"], "--shard 'one': expected a shard number or a pod name ending in -N"),
+        (["--shards", "5", "--units", "4"], "--shards 5 exceeds --units 4"),
+        (["--no-pace"], "--no-pace needs --ticks"),
+        (["--seed", "3"], "--seed applies to --source synthetic only"),
+        (["--max-latency-ms", "-1"], "--max-latency-ms must be between 0 and 60000"),
+        (["--duration", "nan"], "--duration must be a finite number"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(DynolineError) as err:
+        config_from_args(parse("--line", "a", *argv))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_line_is_required_without_a_file() -> None:
+    with pytest.raises(DynolineError, match="--line is required"):
+        config_from_args(parse("--units", "3"))
+
+
+def test_bad_line_name() -> None:
+    with pytest.raises(DynolineError, match="DNS label"):
+        config_from_args(parse("--line", "Line A"))
+
+
+def test_shard_from_a_statefulset_pod_name() -> None:
+    assert parse_shard("line-a-sim-3") == 3
+    assert parse_shard("2") == 2
+    with pytest.raises(DynolineError):
+        parse_shard("line-a-sim")
+
+
+def test_dynoline_resource_as_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = tmp_path / "line.yaml"
+    f.write_text(
+        "apiVersion: dynoline.dev/v1alpha1\nkind: DynoLine\nmetadata: {name: line-a}\n"
+        "spec:\n  units: 12\n  rateHz: 2\n  shards: 4\n  source: {type: synthetic, seed: 7}\n"
+        "  faults: [{unit: 5, startAfter: 30s}]\n"
+        "  database: {secretRef: {name: telemetry-db}}\n  retention: 3d\n"
+    )
+    monkeypatch.setenv("DYNOLINE_SHARD", "line-a-sim-2")
+    c = config_from_args(parse("--config", str(f), "--metrics-port", "0"))
+    assert (c.line, c.units, c.rate_hz, c.shards, c.shard) == ("line-a", 12, 2.0, 4, 2)
+    assert c.source.type == "synthetic" and c.source.seed == 7
+    assert [fault.unit for fault in c.faults] == [5]
+    assert c.retention.days == 3
+    # a flag beats the environment
+    assert config_from_args(parse("--config", str(f), "--shard", "1")).shard == 1
+
+
+def test_plain_line_file_with_tuning(tmp_path: Path) -> None:
+    f = tmp_path / "line.json"
+    f.write_text(
+        json.dumps(
+            {
+                "line": "b",
+                "spec": {"units": 4, "rateHz": 1},
+                "simulator": {"batchRows": 100, "maxLatencyMs": 20, "spool": str(tmp_path)},
+            }
+        )
+    )
+    c = config_from_args(parse("--config", str(f), "--batch-rows", "50"))
+    assert (c.batch_rows, c.max_latency) == (50, 0.02)
+    assert c.spool_path == tmp_path / "b-shard0.spool"
+
+
+def test_invalid_line_file_is_named(tmp_path: Path) -> None:
+    f = tmp_path / "line.yaml"
+    f.write_text("line: a\nspec: {units: 3, rateHz: -1}\n")
+    with pytest.raises(DynolineError) as err:
+        config_from_args(parse("--config", str(f)))
+    assert f"--config {f}: invalid LineFile: spec.rateHz" in str(err.value)
+    f.write_text("line: a\nspec: [\n")
+    with pytest.raises(DynolineError, match="not valid YAML/JSON"):
+        config_from_args(parse("--config", str(f)))
+    with pytest.raises(DynolineError, match="cannot read"):
+        config_from_args(parse("--config", str(tmp_path / "missing.yaml")))
