@@ -18,6 +18,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workloads.store.cli",
     "workloads.store.unit_cli",
     "workloads.simulator.cli",
+    "workloads.demo",
+    "controllers.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -573,6 +573,11 @@ class Simulator:
     # ----------------------------------------------------------------- reporting
 
     @property
+    def started(self) -> bool:
+        """start() has finished: the loops are running (or have run)."""
+        return self._began > 0
+
+    @property
     def schedule(self) -> Schedule:
         """The run's sample schedule (fixed once generation starts): maps (unit, tick) to ts."""
         if self._schedule is None:
