@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workloads.store.unit_cli",
     "workloads.simulator.cli",
     "workloads.demo",
+    "controllers.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from workloads.api.common import DnsName, Duration, Finite, Model
 
@@ -53,6 +53,20 @@ class DatabaseRef(Model):
 
 
 class DynoLineSpec(Model):
+    # The CRD repeats `_cross_field` in CEL so the API server refuses what pydantic refuses (crdgen copies
+    # `x-kubernetes-validations` verbatim; tests/integration/test_crd_validation.py checks both agree).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.shards <= self.units", "message": "shards must not exceed units"},
+                {
+                    "rule": "!has(self.faults) || self.faults.all(f, f.unit < self.units)",
+                    "message": "every fault's unit must be on this line (unit ids run 0..units-1)",
+                },
+            ]
+        }
+    )
+
     units: int = Field(100, ge=1, le=MAX_UNITS, description="dyno testers on the line")
     rate_hz: Finite = Field(1.0, gt=0, le=100, description="samples per unit per second")
     shards: int = Field(1, ge=1, le=256, description="simulator pods; unit u belongs to shard u mod shards")

@@ -1,0 +1,1 @@
+"""The dynoline operator (kopf): DynoLine and SentinelRule custom resources → Kubernetes objects."""

@@ -1,0 +1,71 @@
+"""`dynoline operator` (run the operator) and `dynoline crds` (write the CRDs from the models)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from workloads.errors import DynolineError
+
+DEFAULT_OUTPUTS = (Path("crds"), Path("charts/dynoline/crds"))
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "operator", help="run the Kubernetes operator (kopf) for DynoLines and SentinelRules"
+    )
+    p.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch only this namespace (repeatable; default: $DYNOLINE_NAMESPACES, else all)",
+    )
+    p.set_defaults(handler=_operator)
+
+    p = subparsers.add_parser("crds", help="write the CustomResourceDefinitions generated from the models")
+    p.add_argument(
+        "-o",
+        "--output",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="directory to write (repeatable; default: crds/ and, if present, charts/dynoline/crds/)",
+    )
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file is out of date")
+    p.add_argument("--stdout", action="store_true", help="print the CRDs as one YAML stream instead")
+    p.set_defaults(handler=_crds)
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from controllers.operator import run
+
+    return run(args.namespace, verbose=args.verbose)
+
+
+def _outputs(args: argparse.Namespace) -> list[Path]:
+    if args.output:
+        return list(args.output)
+    return [d for d in DEFAULT_OUTPUTS if d == DEFAULT_OUTPUTS[0] or d.parent.is_dir()]
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from controllers import crdgen
+
+    if args.stdout:
+        sys.stdout.write("---\n".join(crdgen.rendered().values()))
+        return 0
+    outputs = _outputs(args)
+    if args.check:
+        stale = [str(d / name) for d in outputs for name in crdgen.stale(d)]
+        if stale:
+            raise DynolineError(f"CRDs out of date (run `dynoline crds`): {', '.join(stale)}")
+        print(f"CRDs up to date in {', '.join(map(str, outputs))}")
+        return 0
+    for directory in outputs:
+        for path in crdgen.write(directory):
+            print(path)
+    return 0

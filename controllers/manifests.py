@@ -1,0 +1,360 @@
+"""Pure builders: a DynoLine or SentinelRule in, the Kubernetes objects the operator applies out.
+
+Nothing here talks to the API. Every object carries the standard labels (ARCHITECTURE.md), an owner
+reference to its custom resource (so garbage collection removes it with the resource) and only the fields
+the operator means to own (they are applied with server-side apply, so a hand edit of one of these fields
+is put back and fields set by others are left alone). The database URL never appears: pods read it from
+the referenced Secret (`secretKeyRef`) into `DYNOLINE_DATABASE_URL`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from controllers.crdgen import API_VERSION
+from workloads.api.line import DynoLineSpec, SecretKeyRef
+from workloads.api.rule import SentinelRuleSpec
+
+Manifest = dict[str, Any]
+
+MANAGED_BY = "dynoline-operator"
+APP = "dynoline"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_LINE = "dynoline.dev/line"
+CONFIG_HASH = "dynoline.dev/config-hash"
+IMAGE_ANNOTATION = "dynoline.dev/image"
+
+SIMULATOR = "simulator"
+MIGRATE = "migrate"
+SENTINEL = "sentinel"
+
+METRICS_PORT = 9108
+CONFIG_DIR = "/etc/dynoline"
+LINE_FILE = "line.yaml"
+RULES_DIR = "/etc/dynoline/rules"
+SPOOL_DIR = "/var/lib/dynoline/spool"
+DATABASE_ENV = "DYNOLINE_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The custom resource that owns what is built (from its metadata)."""
+
+    kind: str
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True)
+class WorkloadSettings:
+    """What the operator's own configuration contributes to every pod (see controllers/settings.py)."""
+
+    image: str
+    image_pull_policy: str = "IfNotPresent"
+    service_account: str | None = None
+    pushgateway: str | None = None
+
+
+def short_hash(text: str, length: int = 10) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def labels(instance: str, component: str, line: str) -> dict[str, str]:
+    return {
+        LABEL_NAME: APP,
+        LABEL_INSTANCE: instance,
+        LABEL_COMPONENT: component,
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_LINE: line,
+    }
+
+
+def selector(instance: str, component: str) -> dict[str, str]:
+    """The immutable subset of the labels that selects a workload's pods."""
+    return {LABEL_NAME: APP, LABEL_INSTANCE: instance, LABEL_COMPONENT: component}
+
+
+def _meta(owner: Owner, name: str, component: str, line: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels(owner.name, component, line),
+        "ownerReferences": [owner.reference()],
+    }
+
+
+def _database_env(ref: SecretKeyRef) -> dict[str, Any]:
+    return {"name": DATABASE_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+
+
+def _pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _container_security() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def _pod_spec(settings: WorkloadSettings, containers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,  # the workloads never talk to the Kubernetes API
+        "securityContext": _pod_security(),
+        "containers": containers,
+        **extra,
+    }
+    if settings.service_account:
+        spec["serviceAccountName"] = settings.service_account
+    return spec
+
+
+# ------------------------------------------------------------------------------------------------ DynoLine
+
+
+def config_name(line: str) -> str:
+    return f"{line}-config"
+
+
+def migration_job_name(line: str, image: str) -> str:
+    """One Job per (line, image): a new image runs its migrations again, an unchanged one never does."""
+    return f"{line}-migrate-{short_hash(image, 8)}"
+
+
+def line_file(name: str, spec: DynoLineSpec) -> str:
+    """The simulator's `--config` file: what the shards stream. Not the database reference (pods get a URL),
+    not `paused` (no pods run then) and not `telemetryPolicy` (the operator's business): changing those
+    must not restart the shards."""
+    body = spec.model_dump(mode="json", by_alias=True, exclude={"database", "paused", "telemetry_policy"})
+    document = {"line": name, "spec": body, "simulator": {"spool": SPOOL_DIR + "/"}}
+    return yaml.safe_dump(document, sort_keys=True)
+
+
+def config_hash(text: str) -> str:
+    return short_hash(text, 16)
+
+
+def line_config_map(owner: Owner, spec: DynoLineSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(owner, config_name(owner.name), SIMULATOR, owner.name),
+        "data": {LINE_FILE: line_file(owner.name, spec)},
+    }
+
+
+def line_service(owner: Owner) -> Manifest:
+    """Headless: one DNS name per shard pod for scraping, and the StatefulSet's governing Service."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(owner, owner.name, SIMULATOR, owner.name),
+        "spec": {
+            "clusterIP": "None",
+            "selector": selector(owner.name, SIMULATOR),
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"}],
+        },
+    }
+
+
+def migration_job(owner: Owner, spec: DynoLineSpec, settings: WorkloadSettings) -> Manifest:
+    container = {
+        "name": MIGRATE,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": ["db", "migrate"],
+        "env": [_database_env(spec.database.secret_ref)],
+        "securityContext": _container_security(),
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+    }
+    job_labels = labels(owner.name, MIGRATE, owner.name)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            **_meta(owner, migration_job_name(owner.name, settings.image), MIGRATE, owner.name),
+            "annotations": {IMAGE_ANNOTATION: settings.image},
+        },
+        "spec": {
+            "backoffLimit": 4,
+            "activeDeadlineSeconds": 900,
+            "template": {
+                "metadata": {"labels": job_labels},
+                "spec": _pod_spec(settings, [container], restartPolicy="Never"),
+            },
+        },
+    }
+
+
+def simulator_statefulset(
+    owner: Owner, spec: DynoLineSpec, settings: WorkloadSettings, *, image: str, replicas: int, config: str
+) -> Manifest:
+    """Pod ordinal = shard: `--shard` gets the pod name (`<line>-3` → shard 3) from the downward API."""
+    container = {
+        "name": SIMULATOR,
+        "image": image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": ["simulate", "--config", f"{CONFIG_DIR}/{LINE_FILE}", "--shard", "$(DYNOLINE_SHARD)"],
+        "env": [
+            {"name": "DYNOLINE_SHARD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            _database_env(spec.database.secret_ref),
+            {"name": "DYNOLINE_SPOOL", "value": SPOOL_DIR + "/"},
+        ],
+        "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5},
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "metrics"},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "securityContext": _container_security(),
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "spool", "mountPath": SPOOL_DIR},
+        ],
+    }
+    pod_labels = labels(owner.name, SIMULATOR, owner.name)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _meta(owner, owner.name, SIMULATOR, owner.name),
+        "spec": {
+            "replicas": replicas,
+            "serviceName": owner.name,
+            "podManagementPolicy": "Parallel",  # shards are independent; start and stop them together
+            "selector": {"matchLabels": selector(owner.name, SIMULATOR)},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    # A settings change changes the hash, so the pods roll to pick up the new file.
+                    "annotations": {CONFIG_HASH: config},
+                },
+                "spec": _pod_spec(
+                    settings,
+                    [container],
+                    # SIGTERM flushes the batch and replays the spool (≤ 20 s) before exiting.
+                    terminationGracePeriodSeconds=40,
+                    volumes=[
+                        {"name": "config", "configMap": {"name": config_name(owner.name)}},
+                        # Survives container restarts; a pod's replacement starts from the store instead.
+                        {"name": "spool", "emptyDir": {"sizeLimit": "1Gi"}},
+                    ],
+                ),
+            },
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------------- SentinelRule
+
+
+def rule_object_name(rule: str) -> str:
+    """The CronJob's and the ConfigMap's name (CronJob names must leave room for Job suffixes)."""
+    return f"sentinel-{rule}"
+
+
+def rule_file_name(rule: str) -> str:
+    return f"{rule}.yaml"
+
+
+def rule_file(name: str, spec: SentinelRuleSpec) -> str:
+    """What `dynoline sentinel run --rules FILE` reads: the plain rule, its line from `lineRef`."""
+    rule = spec.to_rule(name)
+    return yaml.safe_dump(rule.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=True)
+
+
+def rule_config_map(owner: Owner, spec: SentinelRuleSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(owner, rule_object_name(owner.name), SENTINEL, spec.line_ref.name),
+        "data": {rule_file_name(owner.name): rule_file(owner.name, spec)},
+    }
+
+
+def sentinel_cronjob(
+    owner: Owner,
+    spec: SentinelRuleSpec,
+    settings: WorkloadSettings,
+    *,
+    database: SecretKeyRef,
+    suspend: bool,
+    config: str,
+) -> Manifest:
+    args = ["sentinel", "run", "--rules", f"{RULES_DIR}/{rule_file_name(owner.name)}"]
+    if settings.pushgateway:
+        args += ["--pushgateway", settings.pushgateway]
+    container = {
+        "name": SENTINEL,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": args,
+        "env": [_database_env(database)],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": _container_security(),
+        "volumeMounts": [{"name": "rules", "mountPath": RULES_DIR, "readOnly": True}],
+    }
+    job_labels = labels(owner.name, SENTINEL, spec.line_ref.name)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": _meta(owner, rule_object_name(owner.name), SENTINEL, spec.line_ref.name),
+        "spec": {
+            "schedule": spec.schedule,
+            "suspend": suspend,
+            "concurrencyPolicy": "Forbid",  # a slow pass is not raced by the next one
+            "startingDeadlineSeconds": 120,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": job_labels},
+                "spec": {
+                    "backoffLimit": 0,  # the next scheduled pass is the retry
+                    "activeDeadlineSeconds": 600,
+                    "template": {
+                        "metadata": {"labels": job_labels, "annotations": {CONFIG_HASH: config}},
+                        "spec": _pod_spec(
+                            settings,
+                            [container],
+                            restartPolicy="Never",
+                            volumes=[{"name": "rules", "configMap": {"name": rule_object_name(owner.name)}}],
+                        ),
+                    },
+                },
+            },
+        },
+    }
+
+
+def canonical(manifest: Manifest) -> str:
+    """Stable text of a manifest, for hashing and comparing."""
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":"))

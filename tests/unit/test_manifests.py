@@ -1,0 +1,216 @@
+"""Manifest builders: what the operator applies for a DynoLine and a SentinelRule (pure functions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from controllers import manifests
+from controllers.manifests import Owner, WorkloadSettings
+from workloads.api.line import DynoLineSpec
+from workloads.api.rule import Rule, SentinelRuleSpec
+from workloads.simulator.config import load_line_file
+
+SETTINGS = WorkloadSettings(image="registry.example/dynoline:1.2.3", image_pull_policy="Always")
+LINE = Owner("DynoLine", "line-a", "factory", "uid-line")
+RULE = Owner("SentinelRule", "hpc-overheat", "factory", "uid-rule")
+SECRET_URL = "postgresql://dynoline:s3cret@db:5432/dynoline"
+
+
+def line_spec(**changes: Any) -> DynoLineSpec:
+    base: dict[str, Any] = {
+        "units": 100,
+        "rateHz": 1.0,
+        "shards": 4,
+        "source": {"type": "synthetic", "seed": 7},
+        "faults": [{"unit": 17, "startAfter": "2m"}],
+        "database": {"secretRef": {"name": "telemetry-db", "key": "uri"}},
+    }
+    return DynoLineSpec.model_validate({**base, **changes})
+
+
+def rule_spec(**changes: Any) -> SentinelRuleSpec:
+    base: dict[str, Any] = {
+        "lineRef": {"name": "line-a"},
+        "schedule": "*/5 * * * *",
+        "severity": "critical",
+        "condition": {"type": "sustained", "sensor": "T50", "op": ">", "value": 1430.0, "for": "30s"},
+        "clear": {"op": "<", "value": 1425.0},
+        "action": "quarantine",
+    }
+    return SentinelRuleSpec.model_validate({**base, **changes})
+
+
+def line_objects(spec: DynoLineSpec | None = None, replicas: int = 4) -> list[dict[str, Any]]:
+    spec = spec or line_spec()
+    cm = manifests.line_config_map(LINE, spec)
+    config = manifests.config_hash(cm["data"][manifests.LINE_FILE])
+    return [
+        cm,
+        manifests.line_service(LINE),
+        manifests.migration_job(LINE, spec, SETTINGS),
+        manifests.simulator_statefulset(
+            LINE, spec, SETTINGS, image=SETTINGS.image, replicas=replicas, config=config
+        ),
+    ]
+
+
+def rule_objects(spec: SentinelRuleSpec | None = None, suspend: bool = False) -> list[dict[str, Any]]:
+    spec = spec or rule_spec()
+    cm = manifests.rule_config_map(RULE, spec)
+    config = manifests.config_hash(cm["data"][manifests.rule_file_name(RULE.name)])
+    database = line_spec().database.secret_ref
+    return [
+        cm,
+        manifests.sentinel_cronjob(RULE, spec, SETTINGS, database=database, suspend=suspend, config=config),
+    ]
+
+
+def containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = obj["spec"]
+    template = spec["jobTemplate"]["spec"]["template"] if obj["kind"] == "CronJob" else spec["template"]
+    result: list[dict[str, Any]] = template["spec"]["containers"]
+    return result
+
+
+@pytest.mark.parametrize(
+    "obj", [*line_objects(), *rule_objects()], ids=lambda o: f"{o['kind']}/{o['metadata']['name']}"
+)
+def test_every_child_is_owned_labelled_and_namespaced(obj: dict[str, Any]) -> None:
+    meta = obj["metadata"]
+    owner = LINE if meta["name"].startswith("line-a") else RULE
+    assert meta["namespace"] == "factory"
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "dynoline.dev/v1alpha1",
+            "kind": owner.kind,
+            "name": owner.name,
+            "uid": owner.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    labels = meta["labels"]
+    assert labels["app.kubernetes.io/name"] == "dynoline"
+    assert labels["app.kubernetes.io/instance"] == owner.name
+    assert labels["app.kubernetes.io/managed-by"] == "dynoline-operator"
+    assert labels["dynoline.dev/line"] == "line-a"
+    assert labels["app.kubernetes.io/component"] in ("simulator", "migrate", "sentinel")
+
+
+@pytest.mark.parametrize("obj", [o for o in [*line_objects(), *rule_objects()] if o["kind"] != "ConfigMap"])
+def test_database_only_by_secret_reference(obj: dict[str, Any]) -> None:
+    assert SECRET_URL not in json.dumps(obj)
+    for container in containers(obj) if obj["kind"] != "Service" else []:
+        env = {e["name"]: e for e in container["env"]}
+        assert env["DYNOLINE_DATABASE_URL"] == {
+            "name": "DYNOLINE_DATABASE_URL",
+            "valueFrom": {"secretKeyRef": {"name": "telemetry-db", "key": "uri"}},
+        }
+        assert container["image"] == SETTINGS.image and container["imagePullPolicy"] == "Always"
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_the_line_file_is_what_the_simulator_reads(tmp_path: Path) -> None:
+    cm = line_objects()[0]
+    path = tmp_path / "line.yaml"
+    path.write_text(cm["data"]["line.yaml"])
+    loaded = load_line_file(path)
+    assert loaded.line == "line-a"
+    assert loaded.spec.units == 100 and loaded.spec.shards == 4 and loaded.spec.rate_hz == 1.0
+    assert loaded.spec.source.model_dump() == {"type": "synthetic", "seed": 7}
+    assert [f.unit for f in loaded.spec.faults] == [17]
+    assert loaded.spec.database is None  # the URL comes from the environment, never the file
+    assert loaded.simulator.spool == "/var/lib/dynoline/spool/"
+
+
+def test_statefulset_pod_ordinal_is_the_shard() -> None:
+    sts = line_objects()[3]
+    spec = sts["spec"]
+    assert spec["replicas"] == 4 and spec["serviceName"] == "line-a"
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    container = containers(sts)[0]
+    assert container["args"] == [
+        "simulate",
+        "--config",
+        "/etc/dynoline/line.yaml",
+        "--shard",
+        "$(DYNOLINE_SHARD)",
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DYNOLINE_SHARD"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9108, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == "line-a-config"
+
+
+def test_headless_metrics_service() -> None:
+    svc = line_objects()[1]
+    assert svc["spec"]["clusterIP"] == "None"
+    assert svc["spec"]["ports"] == [
+        {"name": "metrics", "port": 9108, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert svc["spec"]["selector"] == manifests.selector("line-a", "simulator")
+
+
+def test_config_hash_rolls_pods_only_for_streaming_settings() -> None:
+    def hash_of(spec: DynoLineSpec) -> str:
+        sts = line_objects(spec)[3]
+        value: str = sts["spec"]["template"]["metadata"]["annotations"]["dynoline.dev/config-hash"]
+        return value
+
+    base = hash_of(line_spec())
+    for change in ({"units": 200}, {"rateHz": 2.0}, {"shards": 2}, {"source": {"type": "cmapss"}}):
+        assert hash_of(line_spec(**change)) != base, change
+    for same in ({"paused": True}, {"telemetryPolicy": "Delete"}, {"retention": "7d"}):
+        assert hash_of(line_spec(**same)) == base, same
+
+
+def test_migration_job_is_named_by_image() -> None:
+    spec = line_spec()
+    job = manifests.migration_job(LINE, spec, SETTINGS)
+    assert job["metadata"]["name"] == manifests.migration_job_name("line-a", SETTINGS.image)
+    assert containers(job)[0]["args"] == ["db", "migrate"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    other = manifests.migration_job(LINE, spec, WorkloadSettings(image="registry.example/dynoline:1.2.4"))
+    assert other["metadata"]["name"] != job["metadata"]["name"]
+    assert len(job["metadata"]["name"]) <= 63 - (40 - len("line-a"))  # a 40-character line still fits
+
+
+def test_rule_file_is_the_plain_rule() -> None:
+    cm, cron = rule_objects()
+    text = cm["data"]["hpc-overheat.yaml"]
+    rule = Rule.model_validate(yaml.safe_load(text))
+    assert rule.name == "hpc-overheat" and rule.line == "line-a"
+    assert rule.severity == "critical" and rule.action == "quarantine"
+    assert rule.condition.type == "sustained"
+    args = containers(cron)[0]["args"]
+    assert args == ["sentinel", "run", "--rules", "/etc/dynoline/rules/hpc-overheat.yaml"]
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "rules", "configMap": {"name": "sentinel-hpc-overheat"}}]
+    assert pod["restartPolicy"] == "Never"
+
+
+def test_cronjob_schedule_suspend_and_concurrency() -> None:
+    cron = rule_objects(suspend=True)[1]
+    assert cron["spec"]["schedule"] == "*/5 * * * *"
+    assert cron["spec"]["suspend"] is True
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    job_labels = cron["spec"]["jobTemplate"]["metadata"]["labels"]
+    assert job_labels["app.kubernetes.io/instance"] == "hpc-overheat"
+    assert job_labels["app.kubernetes.io/component"] == "sentinel"
+
+
+def test_pushgateway_is_passed_when_configured() -> None:
+    spec = rule_spec()
+    settings = WorkloadSettings(image="x:1", pushgateway="http://pushgateway:9091")
+    cron = manifests.sentinel_cronjob(
+        RULE, spec, settings, database=line_spec().database.secret_ref, suspend=False, config="h"
+    )
+    assert containers(cron)[0]["args"][-2:] == ["--pushgateway", "http://pushgateway:9091"]
