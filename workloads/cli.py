@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workloads.simulator.cli",
     "workloads.demo",
     "controllers.cli",
+    "workloads.bench.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -1,0 +1,287 @@
+"""The benchmark commands at toy scale: the JSON they promise, the row counts they claim, no leftovers.
+
+Speed is not asserted here (benchmarks measure it); these check that each method really stored what
+it says, that the query benchmark's plan check sees what the plan did, and that a benchmark pointed at
+a real database leaves the product's tables alone.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from workloads.bench import query as query_bench
+from workloads.bench.harness import percentile, with_search_path
+from workloads.bench.stream import Backlog
+from workloads.cli import main
+from workloads.store.embedded import EmbeddedPostgres
+from workloads.store.partitions import ensure_partitions
+from workloads.store.queries import latest_per_unit
+from workloads.store.unit_state import register_units
+
+MACHINE_KEYS = {"cpu_model", "cores", "memory_gib", "python", "postgresql", "server_settings"}
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    assert main(["bench", *argv, "--json"]) == 0
+    out: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return out
+
+
+def public_row(url: str) -> tuple[object, ...]:
+    """Put one product row in public.telemetry, to show a benchmark leaves it alone."""
+    now = datetime.now(UTC)
+    with psycopg.connect(url) as conn:
+        ensure_partitions(conn, now, now)
+        conn.execute(
+            "INSERT INTO telemetry VALUES ('line-a', 7, 1, %s" + ", 1.0" * 24 + ")",
+            (now,),
+        )
+        conn.commit()
+    return ("line-a", 7, now)
+
+
+def assert_public_untouched(url: str, row: tuple[object, ...]) -> None:
+    with psycopg.connect(url) as conn:
+        found = conn.execute("SELECT line, unit_id, ts FROM public.telemetry").fetchall()
+        schemas = {
+            r[0]
+            for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'dynoline_bench%'")
+        }
+    assert found == [row]
+    assert schemas <= {query_bench.SCHEMA}  # only the query benchmark keeps its data for reuse
+
+
+def test_ingest_reports_every_method_with_the_rows_it_stored(
+    capsys: pytest.CaptureFixture[str], database_url: str, pg_server: EmbeddedPostgres
+) -> None:
+    row = public_row(database_url)
+    r = run_json(
+        capsys,
+        "ingest",
+        "--database-url",
+        database_url,
+        "--rows",
+        "3000",
+        "--units",
+        "30",
+        "--seed-insert-rows",
+        "40",
+    )
+    methods = {"seed_insert", "executemany", "copy", "server_copy"}
+    assert set(r["rows_per_s"]) == methods
+    assert all(v > 0 for v in r["rows_per_s"].values())
+    assert r["rows"] == {"seed_insert": 40, "executemany": 3000, "copy": 3000, "server_copy": 3000}
+    assert set(r["ratios"]) >= {"copy_vs_seed_insert", "copy_vs_server_copy"}
+    assert r["ratios"]["copy_vs_seed_insert"] == pytest.approx(
+        r["rows_per_s"]["copy"] / r["rows_per_s"]["seed_insert"], rel=0.01
+    )
+    assert isinstance(r["targets"]["copy_vs_seed_insert_met"], bool)
+    assert isinstance(r["targets"]["copy_vs_server_copy_met"], bool)
+    assert set(r["machine"]) >= MACHINE_KEYS
+    assert any("first 40" in note for note in r["notes"])
+    assert_public_untouched(database_url, row)
+    leftovers = list(pg_server.datadir.glob("dynoline_bench_*.copy"))
+    assert leftovers == []
+
+
+def test_ingest_rounds_rows_up_to_whole_ticks(capsys: pytest.CaptureFixture[str], database_url: str) -> None:
+    r = run_json(
+        capsys,
+        "ingest",
+        "--database-url",
+        database_url,
+        "--rows",
+        "95",
+        "--units",
+        "10",
+        "--seed-insert-rows",
+        "1000",
+    )
+    assert r["ticks"] == 10
+    assert r["rows"] == {"seed_insert": 100, "executemany": 100, "copy": 100, "server_copy": 100}
+    assert not any("first" in note for note in r["notes"])  # all rows, so no subset to mention
+
+
+def test_query_builds_times_and_proves_the_index(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    row = public_row(database_url)
+    argv = [
+        "query",
+        "--database-url",
+        database_url,
+        "--units",
+        "25",
+        "--rows",
+        "480",
+        "--repeat",
+        "3",
+        "--naive-repeat",
+        "1",
+    ]
+    r = run_json(capsys, *argv)
+    assert r["table"]["rows"] == 500  # 20 ticks of 25 units: whole ticks
+    assert r["table"]["ticks_per_unit"] == 20
+    assert r["table"]["reused"] is False
+    latest = r["latest_per_unit"]
+    assert latest["rows"] == 25 and latest["runs"] == 3
+    assert latest["median_ms"] <= latest["p95_ms"] <= latest["max_ms"]
+    assert r["naive_distinct_on"]["rows"] == 25
+    assert r["results_match"] is True
+    plan = latest["plan"]
+    assert plan["seq_scans_on_telemetry"] == []
+    assert plan["index_scans_on_telemetry"] and all(
+        loops == 25 for loops in plan["index_scans_on_telemetry"].values()
+    )
+    assert r["targets"]["uses_index_on_telemetry"] and r["targets"]["no_seq_scan_on_telemetry"]
+    assert set(r["machine"]) >= MACHINE_KEYS
+    # the newest sample of every unit is the last tick's
+    with psycopg.connect(with_search_path(database_url, query_bench.SCHEMA)) as conn:
+        newest = latest_per_unit(conn, query_bench.LINE)
+        last_ts = conn.execute("SELECT last_ts FROM bench_build").fetchone()
+    assert last_ts is not None
+    assert [(n[1], n[2], n[3]) for n in newest] == [(u, 20, last_ts[0]) for u in range(25)]
+
+    again = run_json(capsys, *argv)
+    assert again["table"]["reused"] is True
+    assert again["table"]["built_at"] == r["table"]["built_at"]
+    assert_public_untouched(database_url, row)
+
+
+def test_query_rebuilds_when_asked_for_more_rows(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    base = ["query", "--database-url", database_url, "--units", "10", "--repeat", "1", "--naive-repeat", "1"]
+    assert run_json(capsys, *base, "--rows", "100")["table"]["rows"] == 100
+    bigger = run_json(capsys, *base, "--rows", "300")
+    assert bigger["table"]["reused"] is False
+    assert bigger["table"]["rows"] == 300
+    with psycopg.connect(with_search_path(database_url, query_bench.SCHEMA)) as conn:
+        count = conn.execute("SELECT count(*) FROM telemetry").fetchone()
+    assert count == (300,)
+
+
+def test_query_on_a_throwaway_embedded_server(capsys: pytest.CaptureFixture[str]) -> None:
+    r = run_json(capsys, "query", "--units", "5", "--rows", "50", "--repeat", "1", "--naive-repeat", "1")
+    assert r["database"].startswith("throwaway embedded PostgreSQL")
+    assert r["table"]["rows"] == 50 and r["latest_per_unit"]["rows"] == 5
+
+
+def test_stream_writes_everything_it_generates(capsys: pytest.CaptureFixture[str], database_url: str) -> None:
+    row = public_row(database_url)
+    r = run_json(
+        capsys, "stream", "--database-url", database_url, "--units", "40", "--rate", "5", "--seconds", "3"
+    )
+    assert r["generated"] > 0
+    assert r["generated"] == r["written"] == r["stored"]
+    assert r["spooled"] == 0 and r["write_errors"] == 0
+    assert r["targets"]["nothing_lost"] is True
+    assert r["lag_commit"]["count"] == r["written"]
+    assert r["lag_commit"]["p50_ms"] <= r["lag_commit"]["p99_ms"] <= r["lag_commit"]["max_ms"]
+    assert r["lag_queryable"]["error"] is None
+    assert r["lag_queryable"]["probes"] >= 1
+    assert r["lag_queryable"]["timeouts"] == 0
+    assert r["backlog"]["samples"] and r["backlog"]["sample_columns"][1] == "generated_minus_written"
+    assert r["cpu"]["client_s"] > 0
+    assert r["cpu"]["server_s"] is not None and r["cpu"]["server_s"] > 0  # the server runs on this machine
+    assert isinstance(r["targets"]["no_backlog_growth"], bool)
+    assert_public_untouched(database_url, row)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ingest", "--rows", "5", "--units", "10"], "--rows 5 must be at least --units 10"),
+        (["ingest", "--units", "0"], "--units must be at least 1"),
+        (["query", "--units", "0"], "--units must be between 1 and 100000"),
+        (["query", "--units", "10", "--rows", "9"], "--rows 9 must be at least --units 10"),
+        (["stream", "--seconds", "0"], "--seconds must be a positive number"),
+        (["stream", "--rate", "nan"], "--rate must be a positive number of Hz"),
+        (["ingest", "--database-url", "mysql://x/y"], "malformed database URL"),
+    ],
+)
+def test_bad_input_is_one_line_and_starts_nothing(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(["bench", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dynoline: error: ") and message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_unreachable_database_fails_with_exit_4(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "postgresql://postgres@127.0.0.1:1/nowhere"
+    assert main(["bench", "query", "--database-url", url, "--units", "1", "--rows", "1"]) == 4
+    assert "cannot reach database 127.0.0.1:1/nowhere" in capsys.readouterr().err
+
+
+def test_latest_per_unit_returns_the_newest_row_of_each_registered_unit(database_url: str) -> None:
+    t0 = datetime(2026, 3, 1, 23, 59, 58, tzinfo=UTC)  # samples straddle midnight: two partitions
+    with psycopg.connect(database_url) as conn:
+        ensure_partitions(conn, t0, t0 + timedelta(days=1))
+        register_units(conn, "line-a", [1, 2, 3])  # unit 3 has no samples yet
+        register_units(conn, "line-b", [1])
+        for unit, seconds in [(1, 0), (1, 3), (2, 1), (2, 2)]:
+            ts = t0 + timedelta(seconds=seconds)
+            conn.execute(
+                "INSERT INTO telemetry VALUES ('line-a', %s, %s, %s" + ", %s" * 24 + ")",
+                (unit, seconds, ts, *([float(seconds)] * 24)),
+            )
+        conn.execute(
+            "INSERT INTO telemetry VALUES ('line-b', 1, 9, %s" + ", 0.5" * 24 + ")", (t0 + timedelta(days=1),)
+        )
+        conn.commit()
+        rows = latest_per_unit(conn, "line-a")
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        ("line-a", 1, 3, t0 + timedelta(seconds=3)),
+        ("line-a", 2, 2, t0 + timedelta(seconds=2)),
+    ]
+    assert len(rows[0]) == 28 and rows[0][4:] == (3.0,) * 24
+
+
+def test_plan_summary_flags_a_sequential_scan_even_when_it_never_ran() -> None:
+    plan = {
+        "Plan": {
+            "Node Type": "Append",
+            "Actual Loops": 1,
+            "Plans": [
+                {"Node Type": "Seq Scan", "Relation Name": "telemetry_p20260301", "Actual Loops": 0},
+                {
+                    "Node Type": "Index Scan",
+                    "Relation Name": "telemetry_p20260302",
+                    "Index Name": "telemetry_p20260302_pkey",
+                    "Actual Loops": 4,
+                },
+                {"Node Type": "Seq Scan", "Relation Name": "unit_state", "Actual Loops": 1},
+            ],
+        },
+        "Execution Time": 1.5,
+        "Planning Time": 0.2,
+    }
+    s = query_bench.plan_summary(plan)
+    assert s["seq_scans_on_telemetry"] == ["telemetry_p20260301"]
+    assert s["index_scans_on_telemetry"] == {"Index Scan using telemetry_p20260302_pkey": 4}
+    assert s["execution_ms"] == 1.5
+    assert any("never executed" in line for line in s["outline"])
+
+
+def test_backlog_growth_is_judged_against_one_second_of_production() -> None:
+    flat = Backlog([(float(t), 500 + (t % 2) * 100, 0, 0) for t in range(60)])
+    assert flat.summary(10_000)["grew"] is False
+    growing = Backlog([(float(t), 400 * t, 400 * t, 0) for t in range(60)])
+    summary = growing.summary(10_000)
+    assert summary["grew"] is True and summary["slope_rows_per_s"] == pytest.approx(400)
+    spooling = Backlog([(0.0, 0, 0, 0), (1.0, 0, 0, 10)])
+    assert spooling.summary(10_000)["grew"] is True
+
+
+def test_percentile_is_an_observed_value() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.95) == 95.0
+    assert percentile([3.0], 0.99) == 3.0

@@ -1,0 +1,207 @@
+"""What every benchmark shares: the database it runs in, the machine it reports, and how it prints.
+
+A benchmark never touches the product's tables: it works in its own schema (search_path set on its
+connections), so `--database-url` may point at a database that also serves a line. Without a URL it
+starts a throwaway embedded PostgreSQL in a temporary directory and destroys it afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from workloads.errors import DynolineError
+from workloads.store import dsn
+from workloads.store.connection import connect
+from workloads.store.embedded import EmbeddedPostgres
+from workloads.store.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[tuple[object, ...]]
+Result = dict[str, Any]
+
+# Server settings that decide write and query speed; reported with every result.
+REPORTED_SETTINGS = ("fsync", "synchronous_commit", "shared_buffers", "wal_level", "max_wal_size", "jit")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="PostgreSQL to benchmark (superuser for server-side COPY); the benchmark works in its own"
+        " schema there. Default: a throwaway embedded PostgreSQL in a temporary directory",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+
+
+@dataclass(frozen=True)
+class BenchDatabase:
+    url: str  # with search_path set to the benchmark's schema
+    schema: str
+    embedded: EmbeddedPostgres | None  # the throwaway server, when no URL was given
+    workdir: Path  # a private temporary directory (spool files and the like)
+
+    def describe(self) -> str:
+        where = "throwaway embedded PostgreSQL" if self.embedded else dsn.describe(self.url)
+        return f"{where}, schema {self.schema}"
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """The URL as a conninfo string whose sessions resolve unqualified names in `schema` first."""
+    existing = str(conninfo_to_dict(url).get("options") or "")
+    return make_conninfo(url, options=f"{existing} -c search_path={schema}".strip())
+
+
+@contextmanager
+def bench_database(url: str | None, schema: str, *, keep: bool = False) -> Iterator[BenchDatabase]:
+    """A migrated schema to benchmark in; dropped afterwards unless `keep` (the server too, if ours)."""
+    workdir = Path(tempfile.mkdtemp(prefix="dynoline-bench-"))
+    server: EmbeddedPostgres | None = None
+    base: str | None = None
+    try:
+        if url is None:
+            server = EmbeddedPostgres(workdir / "pg" / "data")
+            server.init()
+            server.start()
+            base = server.create_database("bench")
+        else:
+            base = dsn.validate(url)
+        with connect(base, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        scoped = with_search_path(base, schema)
+        migrate(scoped)
+        yield BenchDatabase(scoped, schema, server, workdir)
+    finally:
+        if server is not None:
+            server.destroy()
+        elif base is not None and not keep:
+            _drop_schema(base, schema)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    try:
+        with connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    except (DynolineError, psycopg.Error) as exc:
+        log.warning("could not drop benchmark schema %s: %s", schema, exc)
+
+
+def machine(conn: Conn) -> Result:
+    """The machine and server a figure was measured on."""
+    settings = {
+        name: str(row[0])
+        if (row := conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone())
+        else None
+        for name in REPORTED_SETTINGS
+    }
+    version = conn.execute("SHOW server_version").fetchone()
+    return {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "psycopg": f"{psycopg.__version__} ({psycopg.pq.__impl__})",
+        "postgresql": str(version[0]) if version else None,
+        "server_settings": settings,
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024**2, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank q-quantile (0 < q ≤ 1): a value that was actually observed."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def rate(rows: int, seconds: float) -> float:
+    return rows / seconds if seconds > 0 else math.inf
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def emit(result: Result, as_json: bool, render: Callable[[Result], str]) -> None:
+    print(json.dumps(result, indent=2, default=str) if as_json else render(result), flush=True)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain text table, numbers right-aligned."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(r[i], int | float) or r[i] is None for r in rows) for i in range(len(headers))]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
+        )
+
+    out = [line(list(headers)), line(["-" * w for w in widths])]
+    out.extend(line(r) for r in cells)
+    return "\n".join(s.rstrip() for s in out)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        if value >= 100:
+            return f"{value:,.0f}"
+        return f"{value:.3g}" if value < 10 else f"{value:.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def machine_lines(m: Result) -> list[str]:
+    s = m.get("server_settings") or {}
+    return [
+        f"machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']},"
+        f" psycopg {m['psycopg']}; PostgreSQL {m['postgresql']}",
+        "server: "
+        + ", ".join(f"{k}={v}" for k, v in s.items())
+        + f"; load avg at start {m['load_average_1m_at_start']}",
+    ]

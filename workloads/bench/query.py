@@ -1,0 +1,400 @@
+"""`dynoline bench query`: "latest sample for every unit" over a telemetry table of ≥ 20 M rows.
+
+The table is filled server-side (INSERT … SELECT from generate_series: minutes, not the hours a
+client would take), ANALYZEd, and recorded in `bench_build` so a later run against the same
+`--database-url` reuses it. The product's query (`workloads.store.queries.latest_per_unit`) is
+timed over repeated runs next to the naive DISTINCT ON, and its plan is checked for index scans and
+for the absence of any sequential scan on telemetry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import statistics
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg import sql
+
+from workloads.catalog import SENSOR_COLUMNS, SETTING_COLUMNS, TELEMETRY_COLUMNS
+from workloads.errors import DynolineError
+from workloads.store.connection import connect
+from workloads.store.partitions import ensure_partitions
+from workloads.store.queries import LATEST_PER_UNIT, LATEST_PER_UNIT_NAIVE
+from workloads.store.unit_state import record_line, register_units
+
+from .harness import (
+    Conn,
+    Result,
+    add_common_arguments,
+    bench_database,
+    emit,
+    machine,
+    machine_lines,
+    percentile,
+    table,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "dynoline_bench_query"
+LINE = "bench-query"
+TARGET_MS = 20.0
+RETENTION_DAYS = 7  # partitions made for a week back and two days ahead, as a running line has them
+DAYS_AHEAD = 2
+CHUNK_ROWS = 1_000_000  # rows per INSERT … SELECT statement (one transaction each)
+
+# Filler values: FD001's per-channel mean and standard deviation (train_FD001), uniform noise of that
+# spread. The query does not look at them; they give rows the real width and realistic contents.
+FD001_MOMENTS: dict[str, tuple[float, float]] = {
+    "setting_1": (0.0, 0.0022),
+    "setting_2": (0.0, 0.0003),
+    "setting_3": (100.0, 0.0),
+    "t2": (518.67, 0.0),
+    "t24": (642.6809, 0.5),
+    "t30": (1590.5231, 6.131),
+    "t50": (1408.9338, 9.0004),
+    "p2": (14.62, 0.0),
+    "p15": (21.6098, 0.0014),
+    "p30": (553.3677, 0.8851),
+    "nf": (2388.0967, 0.071),
+    "nc": (9065.2429, 22.0823),
+    "epr": (1.3, 0.0),
+    "ps30": (47.5412, 0.2671),
+    "phi": (521.4135, 0.7375),
+    "nrf": (2388.0962, 0.0719),
+    "nrc": (8143.7527, 19.0757),
+    "bpr": (8.4421, 0.0375),
+    "farb": (0.03, 0.0),
+    "htbleed": (393.2107, 1.5487),
+    "nf_dmd": (2388.0, 0.0),
+    "pcnfr_dmd": (100.0, 0.0),
+    "w31": (38.8163, 0.1807),
+    "w32": (23.2897, 0.1082),
+}
+assert tuple(FD001_MOMENTS) == SETTING_COLUMNS + SENSOR_COLUMNS
+
+_BUILD_TABLE = sql.SQL(
+    "CREATE TABLE IF NOT EXISTS bench_build ("
+    " line text PRIMARY KEY, units integer NOT NULL, ticks integer NOT NULL, rows bigint NOT NULL,"
+    " first_ts timestamptz NOT NULL, last_ts timestamptz NOT NULL, seconds double precision NOT NULL,"
+    " built_at timestamptz NOT NULL DEFAULT now())"
+)
+
+
+def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = bench_sub.add_parser(
+        "query",
+        help='"latest sample for every unit" over ≥ 20 M rows, against DISTINCT ON',
+        description="Time the product's latest-per-unit query (median, p95) next to the naive DISTINCT ON"
+        " over a telemetry table of --rows rows for --units units, with the plan summarised.",
+    )
+    add_common_arguments(p)
+    p.add_argument("--units", type=int, default=10_000, help="units on the line (default 10000)")
+    p.add_argument("--rows", type=int, default=20_000_000, help="telemetry rows at least (default 20000000)")
+    p.add_argument("--repeat", type=int, default=50, help="timed runs of the product query (default 50)")
+    p.add_argument(
+        "--naive-repeat", type=int, default=3, help="timed runs of the naive query (default 3; each is slow)"
+    )
+    p.set_defaults(handler=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if not 1 <= args.units <= 100_000:
+        raise DynolineError(f"--units must be between 1 and 100000, got {args.units}")
+    if args.rows < args.units:
+        raise DynolineError(f"--rows {args.rows} must be at least --units {args.units} (a sample per unit)")
+    if args.repeat < 1 or args.naive_repeat < 1:
+        raise DynolineError("--repeat and --naive-repeat must be at least 1")
+    result = run(args.database_url, args.units, args.rows, args.repeat, args.naive_repeat)
+    emit(result, args.json, render)
+    return 0
+
+
+def run(url: str | None, units: int, rows: int, repeat: int, naive_repeat: int) -> Result:
+    with bench_database(url, SCHEMA, keep=True) as db, connect(db.url, autocommit=True) as conn:
+        build = ensure_data(conn, units, rows)
+        product = time_query(conn, LATEST_PER_UNIT, repeat, warmup=3)
+        naive = time_query(conn, LATEST_PER_UNIT_NAIVE, naive_repeat, warmup=0)
+        product_plan = explain(conn, LATEST_PER_UNIT)
+        naive_plan = explain(conn, LATEST_PER_UNIT_NAIVE)
+        same = fetch(conn, LATEST_PER_UNIT) == fetch(conn, LATEST_PER_UNIT_NAIVE)
+        result: Result = {
+            "benchmark": "query",
+            "database": db.describe(),
+            "line": LINE,
+            "units": units,
+            "table": build,
+            "latest_per_unit": {**product, "plan": product_plan},
+            "naive_distinct_on": {**naive, "plan": naive_plan},
+            "results_match": same,
+            "ratios": {"naive_vs_latest_median": ratio_or_none(naive["median_ms"], product["median_ms"])},
+            "targets": {
+                "target_ms": TARGET_MS,
+                "median_le_target": product["median_ms"] <= TARGET_MS,
+                "p95_le_target": product["p95_ms"] <= TARGET_MS,
+                "uses_index_on_telemetry": bool(product_plan["index_scans_on_telemetry"]),
+                "no_seq_scan_on_telemetry": not product_plan["seq_scans_on_telemetry"],
+            },
+            "machine": machine(conn),
+        }
+    return result
+
+
+def ratio_or_none(a: float, b: float) -> float | None:
+    return a / b if b > 0 else None
+
+
+# ------------------------------------------------------------------ the data
+
+
+def ensure_data(conn: Conn, units: int, rows: int) -> Result:
+    """Reuse a matching earlier build, or (re)fill telemetry for the bench line; returns its description."""
+    conn.execute(_BUILD_TABLE)
+    found = conn.execute(
+        "SELECT units, ticks, rows, first_ts, last_ts, seconds, built_at FROM bench_build WHERE line = %s",
+        (LINE,),
+    ).fetchone()
+    if found is not None and found[0] == units and int(str(found[2])) >= rows:
+        log.info("reusing the %s-row telemetry built at %s", found[2], found[6])
+        return describe_build(conn, found, reused=True)
+    log.info("building telemetry: %d rows for %d units (server-side INSERT … SELECT)", rows, units)
+    conn.execute("DELETE FROM bench_build WHERE line = %s", (LINE,))
+    conn.execute("TRUNCATE telemetry")  # the bench schema's own table: nothing else lives there
+    conn.execute("DELETE FROM unit_state WHERE line = %s", (LINE,))
+    ticks = math.ceil(rows / units)
+    last = datetime.now(UTC).replace(microsecond=0)
+    first = last - timedelta(seconds=ticks - 1)
+    ensure_partitions(conn, last - timedelta(days=RETENTION_DAYS), last + timedelta(days=DAYS_AHEAD))
+    record_line(conn, LINE, timedelta(days=RETENTION_DAYS))
+    register_units(conn, LINE, range(units))
+    began = time.monotonic()
+    step = max(1, CHUNK_ROWS // units)
+    for lo in range(0, ticks, step):
+        hi = min(ticks, lo + step) - 1
+        conn.execute(fill_sql(), {"line": LINE, "first": first, "lo": lo, "hi": hi, "units": units})
+        log.info("  ticks %d..%d of %d stored", lo, hi, ticks)
+    conn.execute("ANALYZE telemetry")
+    conn.execute("ANALYZE unit_state")
+    seconds = time.monotonic() - began
+    conn.execute(
+        "INSERT INTO bench_build (line, units, ticks, rows, first_ts, last_ts, seconds)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (LINE, units, ticks, ticks * units, first, last, seconds),
+    )
+    found = conn.execute(
+        "SELECT units, ticks, rows, first_ts, last_ts, seconds, built_at FROM bench_build WHERE line = %s",
+        (LINE,),
+    ).fetchone()
+    assert found is not None
+    return describe_build(conn, found, reused=False)
+
+
+def fill_sql() -> sql.Composed:
+    """Ticks lo..hi of every unit, tick-major like a streaming line writes them, in one statement."""
+    values = [
+        sql.SQL("{} + {} * (random() - 0.5) * 3.4641").format(sql.Literal(mean), sql.Literal(sd))
+        if sd
+        else sql.Literal(mean)
+        for mean, sd in FD001_MOMENTS.values()
+    ]
+    return sql.SQL(
+        "INSERT INTO telemetry ({cols})"
+        " SELECT %(line)s, u, k + 1, %(first)s::timestamptz + make_interval(secs => k), {values}"
+        " FROM generate_series(%(lo)s::int, %(hi)s::int) AS k,"
+        " generate_series(0, %(units)s::int - 1) AS u"
+    ).format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in TELEMETRY_COLUMNS),
+        values=sql.SQL(", ").join(values),
+    )
+
+
+def describe_build(conn: Conn, found: tuple[Any, ...], *, reused: bool) -> Result:
+    units, ticks, rows, first, last, seconds, built_at = found
+    size = conn.execute(
+        "SELECT coalesce(sum(pg_table_size(inhrelid)), 0), coalesce(sum(pg_indexes_size(inhrelid)), 0),"
+        " count(*) FROM pg_inherits WHERE inhparent = 'telemetry'::regclass"
+    ).fetchone()
+    assert size is not None
+    return {
+        "rows": int(rows),
+        "units": int(units),
+        "ticks_per_unit": int(ticks),
+        "first_ts": first.isoformat(),
+        "last_ts": last.isoformat(),
+        "partitions": int(str(size[2])),
+        "heap_bytes": int(str(size[0])),
+        "index_bytes": int(str(size[1])),
+        "build_seconds": round(float(seconds), 1),
+        "build_rows_per_s": round(int(rows) / float(seconds)) if seconds else None,
+        "built_at": built_at.isoformat(),
+        "reused": reused,
+    }
+
+
+# ------------------------------------------------------------------ timing and plans
+
+
+def time_query(conn: Conn, query: sql.Composed, repeat: int, warmup: int) -> Result:
+    """Round trips as the product makes them (binary results, fetched into Python rows)."""
+    total: list[float] = []
+    execute: list[float] = []
+    rows = 0
+    for i in range(warmup + repeat):
+        with conn.cursor(binary=True) as cur:
+            t0 = time.perf_counter()
+            cur.execute(query, {"line": LINE})
+            t1 = time.perf_counter()
+            rows = len(cur.fetchall())
+            t2 = time.perf_counter()
+        if i >= warmup:
+            execute.append((t1 - t0) * 1000)
+            total.append((t2 - t0) * 1000)
+    return {
+        "runs": repeat,
+        "warmup_runs": warmup,
+        "rows": rows,
+        "median_ms": round(statistics.median(total), 2),
+        "p95_ms": round(percentile(total, 0.95), 2),
+        "min_ms": round(min(total), 2),
+        "max_ms": round(max(total), 2),
+        "execute_median_ms": round(statistics.median(execute), 2),
+        "decode_median_ms": round(statistics.median(total) - statistics.median(execute), 2),
+    }
+
+
+def fetch(conn: Conn, query: sql.Composed) -> list[tuple[object, ...]]:
+    with conn.cursor(binary=True) as cur:
+        cur.execute(query, {"line": LINE})
+        return cur.fetchall()
+
+
+def explain(conn: Conn, query: sql.Composed) -> Result:
+    row = conn.execute(
+        sql.SQL("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}").format(query), {"line": LINE}
+    ).fetchone()
+    assert row is not None
+    doc = row[0] if isinstance(row[0], list) else json.loads(str(row[0]))
+    return plan_summary(doc[0])
+
+
+def plan_summary(explained: dict[str, Any]) -> Result:
+    """What the plan did to telemetry: which index scans ran, any sequential scan (even unexecuted)."""
+    index_scans: dict[str, int] = {}
+    seq_scans: list[str] = []
+    node_types: dict[str, int] = {}
+    for node in walk(explained["Plan"]):
+        kind = str(node.get("Node Type"))
+        node_types[kind] = node_types.get(kind, 0) + 1
+        relation = str(node.get("Relation Name") or "")
+        if not is_telemetry(relation):
+            continue
+        if kind.startswith("Seq Scan") or kind == "Parallel Seq Scan":
+            seq_scans.append(relation)
+        elif "Index" in kind and int(node.get("Actual Loops", 0)) > 0:
+            name = f"{kind} using {node.get('Index Name')}"
+            index_scans[name] = index_scans.get(name, 0) + int(node.get("Actual Loops", 0))
+    top = explained["Plan"]
+    return {
+        "execution_ms": round(float(explained.get("Execution Time", 0.0)), 2),
+        "planning_ms": round(float(explained.get("Planning Time", 0.0)), 2),
+        "shared_hit_blocks": int(top.get("Shared Hit Blocks", 0)),
+        "shared_read_blocks": int(top.get("Shared Read Blocks", 0)),
+        "temp_written_blocks": int(top.get("Temp Written Blocks", 0)),
+        "index_scans_on_telemetry": index_scans,  # "<scan> using <index>": executed loops
+        "seq_scans_on_telemetry": sorted(set(seq_scans)),
+        "node_types": node_types,
+        "outline": outline(top),
+    }
+
+
+def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from walk(child)
+
+
+def outline(node: dict[str, Any], depth: int = 0) -> list[str]:
+    """The plan as indented lines (node, relation or index, loops), collapsing repeated siblings."""
+    what = str(node.get("Node Type"))
+    if node.get("Index Name"):
+        what += f" using {node['Index Name']}"
+    elif node.get("Relation Name"):
+        what += f" on {node['Relation Name']}"
+    loops = int(node.get("Actual Loops", 0))
+    lines = [f"{'  ' * depth}{what} (rows={node.get('Actual Rows')}, loops={loops})"]
+    children = node.get("Plans", [])
+    executed = [c for c in children if int(c.get("Actual Loops", 0)) > 0]
+    for child in executed:
+        lines.extend(outline(child, depth + 1))
+    skipped = len(children) - len(executed)
+    if skipped:
+        lines.append(f"{'  ' * (depth + 1)}… {skipped} more partition(s) never executed")
+    return lines
+
+
+def is_telemetry(relation: str) -> bool:
+    return relation == "telemetry" or relation.startswith("telemetry_p")
+
+
+# ------------------------------------------------------------------ output
+
+
+def render(r: Result) -> str:
+    t, p, n, tg = r["table"], r["latest_per_unit"], r["naive_distinct_on"], r["targets"]
+    head = [
+        f"dynoline bench query: latest sample for every unit of {r['units']:,} units",
+        f"table: {t['rows']:,} rows, {t['partitions']} partitions, heap {t['heap_bytes'] / 2**30:.1f} GiB,"
+        f" indexes {t['index_bytes'] / 2**30:.1f} GiB"
+        + (
+            " (reused)"
+            if t["reused"]
+            else f" (built in {t['build_seconds']} s, {t['build_rows_per_s']:,} rows/s)"
+        ),
+        f"database: {r['database']}",
+        "",
+    ]
+    rows = [
+        [
+            "latest_per_unit (LATERAL on PK)",
+            p["runs"],
+            p["rows"],
+            p["median_ms"],
+            p["p95_ms"],
+            p["execute_median_ms"],
+            p["plan"]["execution_ms"],
+            1.0,
+        ],
+        [
+            "naive DISTINCT ON",
+            n["runs"],
+            n["rows"],
+            n["median_ms"],
+            n["p95_ms"],
+            n["execute_median_ms"],
+            n["plan"]["execution_ms"],
+            r["ratios"]["naive_vs_latest_median"],
+        ],
+    ]
+    body = table(
+        ["query", "runs", "rows", "median ms", "p95 ms", "server+wire ms", "EXPLAIN ms", "x slower"], rows
+    )
+    plan = p["plan"]
+    tail = [
+        "",
+        f"target ≤ {tg['target_ms']:g} ms: median {'met' if tg['median_le_target'] else 'MISSED'},"
+        f" p95 {'met' if tg['p95_le_target'] else 'MISSED'}; results identical: {r['results_match']}",
+        f"plan of latest_per_unit: index scans on telemetry {plan['index_scans_on_telemetry']},"
+        f" seq scans on telemetry {plan['seq_scans_on_telemetry'] or 'none'},"
+        f" buffers hit {plan['shared_hit_blocks']:,} read {plan['shared_read_blocks']:,}",
+        *("  " + line for line in plan["outline"]),
+        f"plan of DISTINCT ON: seq scans on {n['plan']['seq_scans_on_telemetry'] or 'none'},"
+        f" temp blocks written {n['plan']['temp_written_blocks']:,}",
+        *machine_lines(r["machine"]),
+    ]
+    return "\n".join(head) + body + "\n" + "\n".join(tail)
