@@ -36,8 +36,9 @@ demo: setup
 	$(BIN)/dynoline demo
 
 bench: setup
-	$(BIN)/dynoline bench ingest
-	$(BIN)/dynoline bench query
+	$(BIN)/dynoline bench ingest $(if $(BENCH_DATABASE_URL),--database-url '$(BENCH_DATABASE_URL)')
+	$(BIN)/dynoline bench stream $(if $(BENCH_DATABASE_URL),--database-url '$(BENCH_DATABASE_URL)')
+	$(BIN)/dynoline bench query $(if $(BENCH_DATABASE_URL),--database-url '$(BENCH_DATABASE_URL)')
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .dynoline
