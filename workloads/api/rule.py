@@ -2,27 +2,79 @@
 
 `Rule` is what `dynoline sentinel run --rules FILE` reads; `SentinelRuleSpec` is the same rule as the
 spec of a SentinelRule custom resource (its name comes from metadata, its line from `lineRef`).
+
+Every condition reduces to a *statistic* compared with a bound:
+
+* `threshold`, `sustained`: the sensor value of each new sample;
+* `rateOfChange`: the least-squares change of the sensor across the trailing `window`;
+* `drift`: the z-score of the trailing-`window` mean against the unit's own early-life baseline,
+  signed so that a larger value is always a larger deviation in the watched `direction`;
+* `healthIndex`: the trailing-`window` mean of a learned multi-sensor degradation score.
+
+`clear` (hysteresis) compares the same statistic, so it must sit on the non-firing side of the bound.
+The models are strict: unknown fields, unknown sensors, numbers given as strings, NaN and absurd
+windows are rejected before anything reaches the database.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
-from workloads.api.common import DnsName, Duration, Finite, Model
+from workloads.api.common import DnsName, Duration, Finite, Model, seconds
 from workloads.catalog import SENSOR_NAMES, sensor
 from workloads.errors import DynolineError
 
 Comparison = Literal[">", ">=", "<", "<="]
 Severity = Literal["critical", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")  # most severe first
 SensorName = Annotated[
     str, Field(min_length=1, max_length=32, description=f"one of {', '.join(SENSOR_NAMES)}")
 ]
 RuleName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
 
+MIN_WINDOW_SECONDS = 1.0
+MAX_WINDOW_SECONDS = 86_400.0  # a day: at 1 Hz that is already 86,400 samples per unit and window
 
-class _SensorCondition(Model):
+
+def _window(value: str) -> str:
+    span = seconds(value)
+    if not MIN_WINDOW_SECONDS <= span <= MAX_WINDOW_SECONDS:
+        raise ValueError(f"{value!r} is outside 1s..1d")
+    return value
+
+
+Window = Annotated[Duration, AfterValidator(_window)]
+"""A duration between 1 s and 1 day."""
+
+_MODEL_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/]*$")
+
+
+def firing(op: str, value: float, bound: float) -> bool:
+    """`value op bound`, the one definition of the comparisons (SQL compilation mirrors it)."""
+    if op == ">":
+        return value > bound
+    if op == ">=":
+        return value >= bound
+    if op == "<":
+        return value < bound
+    if op == "<=":
+        return value <= bound
+    raise ValueError(f"unknown comparison {op!r}")
+
+
+def upward(op: str) -> bool:
+    """True when larger values fire (`>`, `>=`): the worst value is then the largest."""
+    return op in (">", ">=")
+
+
+class _Strict(Model):
+    model_config = ConfigDict(strict=True)
+
+
+class _SensorCondition(_Strict):
     sensor: SensorName
 
     @field_validator("sensor")
@@ -35,7 +87,7 @@ class _SensorCondition(Model):
 
 
 class ThresholdCondition(_SensorCondition):
-    """Fires on any sample beyond the value."""
+    """Fires on any new sample beyond the value."""
 
     type: Literal["threshold"]
     op: Comparison
@@ -43,12 +95,12 @@ class ThresholdCondition(_SensorCondition):
 
 
 class SustainedCondition(_SensorCondition):
-    """Fires when the threshold holds for a duration, or for k of the last n samples."""
+    """Fires when the threshold has held at every sample for `for`, or at k of the last n samples."""
 
     type: Literal["sustained"]
     op: Comparison
     value: Finite
-    for_: Duration | None = Field(None, alias="for")
+    for_: Window | None = Field(None, alias="for")
     k: int | None = Field(None, ge=1, le=10_000)
     n: int | None = Field(None, ge=1, le=10_000)
 
@@ -65,38 +117,54 @@ class SustainedCondition(_SensorCondition):
 
 
 class RateOfChangeCondition(_SensorCondition):
-    """Fires when the sensor changes by more than `value` within `window` (last minus first)."""
+    """Fires when the sensor's least-squares change across the trailing `window` is beyond `value`.
+
+    A fitted change (slope times window) rather than last-minus-first, so one noisy sample cannot fire it.
+    """
 
     type: Literal["rateOfChange"]
-    window: Duration
+    window: Window
     op: Comparison = ">"
     value: Finite
 
 
 class DriftCondition(_SensorCondition):
-    """Fires when a unit departs from its own early-life baseline (its first `baselineSamples`)."""
+    """Fires when the unit's trailing-`window` mean departs from its own early-life baseline.
+
+    The baseline is the mean and standard deviation of the unit's first `baselineSamples` samples of
+    its current life (a C-MAPSS replay that loops starts a new life at cycle 1). The statistic is the
+    z-score of the window mean, in baseline standard deviations, signed towards `direction`.
+    """
 
     type: Literal["drift"]
-    method: Literal["zscore", "ewma", "cusum"] = "ewma"
     baseline_samples: int = Field(30, ge=5, le=10_000)
-    threshold: Finite = Field(
-        gt=0, le=1000, description="z-score (zscore, ewma) or decision interval h (cusum)"
-    )
+    window: Window = "30s"
+    threshold: Finite = Field(gt=0, le=1000, description="z-score, in baseline standard deviations")
     direction: Literal["up", "down", "both"] = "both"
-    alpha: Finite = Field(0.1, gt=0, le=1, description="EWMA smoothing factor")
-    slack: Finite = Field(0.5, ge=0, le=100, description="CUSUM allowance k, in baseline standard deviations")
 
 
-class HealthIndexCondition(Model):
-    """Fires when a learned multi-sensor degradation score crosses `value`."""
+class HealthIndexCondition(_Strict):
+    """Fires when the trailing-`window` mean of a learned multi-sensor degradation score crosses `value`."""
 
     type: Literal["healthIndex"]
     model: str = Field(
-        min_length=1, max_length=512, description="path of the model file from `dynoline sentinel fit`"
+        min_length=1,
+        max_length=512,
+        description="a model shipped with dynoline (e.g. fd001-health) or the path of a model file"
+        " from `dynoline sentinel fit`, relative to the rule file",
     )
+    window: Window = "10s"
     op: Comparison = ">"
     value: Finite
-    smoothing: int = Field(5, ge=1, le=1000, description="moving-average window, in samples")
+
+    @field_validator("model")
+    @classmethod
+    def _model_ref(cls, value: str) -> str:
+        if not _MODEL_REF.match(value) or value.endswith("/"):
+            raise ValueError("must be a model name or a relative .json path of letters, digits, . _ - /")
+        if "/" in value and not value.endswith(".json"):
+            raise ValueError("a model path must end in .json")
+        return value
 
 
 Condition = Annotated[
@@ -105,23 +173,63 @@ Condition = Annotated[
 ]
 
 
-class Clear(Model):
-    """When an open alert resolves: the value is back on this side of `value` (hysteresis)."""
+class Clear(_Strict):
+    """When an open alert resolves: the statistic is back on this side of `value` (hysteresis)."""
 
     op: Comparison
     value: Finite
 
 
-class RuleBody(Model):
+def condition_bound(
+    condition: ThresholdCondition
+    | SustainedCondition
+    | RateOfChangeCondition
+    | DriftCondition
+    | HealthIndexCondition,
+) -> tuple[str, float]:
+    """(op, bound) of the firing test on the condition's statistic."""
+    if isinstance(condition, DriftCondition):
+        return ">", condition.threshold
+    return condition.op, condition.value
+
+
+class RuleBody(_Strict):
     """What a rule checks and does; shared by file rules and the custom resource spec."""
 
+    description: str | None = Field(None, max_length=1000, description="shown with the alert")
     units: list[Annotated[int, Field(ge=0, le=100_000)]] | None = Field(
-        None, max_length=10_000, description="unit ids to check; all units of the line when absent"
+        None,
+        min_length=1,
+        max_length=10_000,
+        description="unit ids to check; all units of the line when absent",
     )
     severity: Severity = "warning"
     condition: Condition
     clear: Clear | None = None
     action: Literal["none", "quarantine"] = "none"
+
+    @field_validator("units")
+    @classmethod
+    def _distinct(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("unit ids must not repeat")
+        return value
+
+    @model_validator(mode="after")
+    def _clear_on_the_quiet_side(self) -> RuleBody:
+        if self.clear is None:
+            return self
+        op, bound = condition_bound(self.condition)
+        if upward(op) == upward(self.clear.op):
+            raise ValueError(
+                f"clear {self.clear.op} {self.clear.value:g} points the same way as the condition"
+                f" {op} {bound:g}; hysteresis needs the opposite comparison"
+            )
+        if (upward(op) and self.clear.value > bound) or (not upward(op) and self.clear.value < bound):
+            raise ValueError(
+                f"clear {self.clear.op} {self.clear.value:g} overlaps the firing side of {op} {bound:g}"
+            )
+        return self
 
 
 class Rule(RuleBody):
@@ -131,7 +239,7 @@ class Rule(RuleBody):
     line: DnsName
 
 
-class LineRef(Model):
+class LineRef(_Strict):
     name: DnsName
 
 
@@ -144,5 +252,5 @@ class SentinelRuleSpec(RuleBody):
     )
 
     def to_rule(self, name: str) -> Rule:
-        body = self.model_dump(by_alias=True, exclude={"line_ref", "schedule"})
+        body = self.model_dump(by_alias=True, exclude={"line_ref", "schedule"}, exclude_none=True)
         return Rule.model_validate({**body, "name": name, "line": self.line_ref.name})
