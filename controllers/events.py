@@ -9,19 +9,11 @@ from typing import Any
 
 import httpx
 
-from controllers.conditions import Transition, timestamp
+from controllers.conditions import timestamp
 from controllers.kube import ApiError, Kube
 
 COMPONENT = "dynoline-operator"
 log = logging.getLogger(__name__)
-
-
-def event_type(transition: Transition) -> str:
-    """Warning when something went bad (Ready false, Degraded true), Normal otherwise."""
-    bad = (transition.type == "Degraded" and transition.new == "True") or (
-        transition.type == "Ready" and transition.new == "False" and transition.old is not None
-    )
-    return "Warning" if bad else "Normal"
 
 
 def build(

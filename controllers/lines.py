@@ -122,7 +122,7 @@ def observe(
         return [
             Observed(READY, "False", "Migrating", message),
             Observed(PROGRESSING, "True", "Migrating", message),
-            Observed(DEGRADED, "False", "AsExpected", ""),
+            _store_degraded(store_error),
         ]
     wanted, ready = progress.replicas, progress.ready
     if spec.paused:
@@ -155,11 +155,15 @@ def observe(
             ": "
         )
         degraded = Observed(DEGRADED, "True", "MigrationFailed", message)
-    elif store_error:
-        degraded = Observed(DEGRADED, "True", "StoreUnreachable", store_error)
     else:
-        degraded = Observed(DEGRADED, "False", "AsExpected", "")
+        degraded = _store_degraded(store_error)
     return [ready_c, prog, degraded]
+
+
+def _store_degraded(store_error: str | None) -> Observed:
+    if store_error:
+        return Observed(DEGRADED, "True", "StoreUnreachable", store_error)
+    return Observed(DEGRADED, "False", "AsExpected", "")
 
 
 def invalid_spec(message: str) -> list[Observed]:

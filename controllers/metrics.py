@@ -70,6 +70,7 @@ class Metrics:
         for controller in CONTROLLERS:
             self.reconcile_operations.labels(controller)
             self.reconcile_errors.labels(controller)
+            self.reconcile_duration.labels(controller)
             self.status_update_errors.labels(controller)
             self.status_updates.labels(controller)
 

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 from controllers import conditions, events
 from controllers.conditions import DEGRADED, READY, Observed
 from controllers.context import Context
-from workloads.api.status import DynoLineStatus, SentinelRuleStatus
+from workloads.api.status import Condition, DynoLineStatus, SentinelRuleStatus
 
 S = TypeVar("S", DynoLineStatus, SentinelRuleStatus)
 
@@ -46,10 +46,25 @@ async def write_status(
             ctx.metrics.status_update_errors.labels(controller).inc()
             raise
         ctx.writes.record(written)
-    now = ctx.clock()
-    for change in conditions.transitions(previous.conditions, merged):
-        if change.type == READY or (change.type == DEGRADED and change.new == "True"):
-            message = f"{change.type} is {change.new}: {change.message}".rstrip(": ")
-            event = events.build(obj, kind, events.event_type(change), change.reason, message, now)
-            await events.post(ctx.kube, event)
+    await _post_transitions(ctx, kind, obj, previous.conditions, merged)
     return new
+
+
+async def _post_transitions(
+    ctx: Context, kind: str, obj: dict[str, Any], before: list[Condition], after: list[Condition]
+) -> None:
+    """One Event when Ready flips (Warning if it went false because something is wrong), and one when
+    Degraded turns true for a reason the Ready event did not already give."""
+    changes = {c.type: c for c in conditions.transitions(before, after)}
+    degraded = conditions.find(after, DEGRADED)
+    troubled = degraded is not None and degraded.status == "True"
+    now = ctx.clock()
+    ready = changes.get(READY)
+    if ready is not None:
+        type_ = "Normal" if ready.new == "True" or not troubled else "Warning"
+        message = f"Ready is {ready.new}: {ready.message}".rstrip(": ")
+        await events.post(ctx.kube, events.build(obj, kind, type_, ready.reason, message, now))
+    worse = changes.get(DEGRADED)
+    if worse is not None and worse.new == "True" and (ready is None or ready.reason != worse.reason):
+        message = f"Degraded: {worse.message}".rstrip(": ")
+        await events.post(ctx.kube, events.build(obj, kind, "Warning", worse.reason, message, now))

@@ -27,6 +27,8 @@ PURGE_SQL: tuple[tuple[str, str], ...] = (
     ("telemetry", "DELETE FROM telemetry WHERE line = %s"),
     ("unit_state", "DELETE FROM unit_state WHERE line = %s"),
     ("alerts", "DELETE FROM alerts WHERE line = %s"),
+    ("sentinel_watermarks", "DELETE FROM sentinel_watermarks WHERE line = %s"),
+    ("sentinel_baselines", "DELETE FROM sentinel_baselines WHERE line = %s"),
     ("lines", "DELETE FROM lines WHERE line = %s"),
 )
 
@@ -96,7 +98,7 @@ class Store:
         self.ttl = ttl
         self.timeout = timeout
         self._clock = clock
-        self._views: dict[str, tuple[float, StoreView | StoreError]] = {}
+        self._views: dict[str, tuple[float, StoreView | str]] = {}  # a str is the last error
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def view(self, url: str) -> StoreView:
@@ -105,15 +107,15 @@ class Store:
         async with lock:
             cached = self._views.get(url)
             if cached is None or self._clock() - cached[0] >= self.ttl:
-                result: StoreView | StoreError
+                result: StoreView | str
                 try:
                     result = await asyncio.to_thread(read_view, url, self.timeout)
                 except StoreError as exc:
-                    result = exc
+                    result = str(exc)
                 cached = (self._clock(), result)
                 self._views[url] = cached
-        if isinstance(cached[1], StoreError):
-            raise cached[1]
+        if isinstance(cached[1], str):
+            raise StoreError(cached[1])
         return cached[1]
 
     def invalidate(self, url: str | None = None) -> None:
