@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workloads.demo",
     "controllers.cli",
     "workloads.bench.cli",
+    "workloads.sentinel.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]
