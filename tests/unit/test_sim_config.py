@@ -121,6 +121,16 @@ def test_plain_line_file_with_tuning(tmp_path: Path) -> None:
     assert c.spool_path == tmp_path / "b-shard0.spool"
 
 
+def test_spool_directory_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # the operator mounts a volume and passes the directory with a trailing slash
+    monkeypatch.setenv("DYNOLINE_SPOOL", f"{tmp_path}/not-yet/")
+    c = config_from_args(parse("--line", "a", "--shard", "a-1", "--shards", "2", "--units", "2"))
+    assert c.spool_path == tmp_path / "not-yet" / "a-shard1.spool"
+    assert config_from_args(parse("--line", "a", "--spool", str(tmp_path / "f.spool"))).spool_path == (
+        tmp_path / "f.spool"
+    )
+
+
 def test_invalid_line_file_is_named(tmp_path: Path) -> None:
     f = tmp_path / "line.yaml"
     f.write_text("line: a\nspec: {units: 3, rateHz: -1}\n")

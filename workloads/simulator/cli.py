@@ -132,7 +132,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         fields["duration"] = _float(args.duration, "--duration")
     spool = args.spool or os.environ.get(SPOOL_ENV)
     if spool:
-        fields["spool"] = Path(spool)
+        fields["spool"] = spool  # kept as text: a trailing "/" means a directory, existing or not
     port = (
         _int(args.metrics_port, "--metrics-port")
         if args.metrics_port is not None

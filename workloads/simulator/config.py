@@ -78,7 +78,7 @@ class SimulatorConfig:
     max_latency: float = DEFAULT_MAX_LATENCY_MS / 1000
     queue_rows: int | None = None  # default: QUEUE_SECONDS of the shard's rows
     replay_rows: int = 20_000  # rows per replay transaction
-    spool: Path | None = None  # default: .dynoline/spool/<line>-shard<k>.spool
+    spool: Path | str | None = None  # a file, or a directory (existing, or text ending in "/")
     metrics_port: int = DEFAULT_METRICS_PORT  # 0: no HTTP endpoint
     shutdown_timeout: float = 20.0  # seconds to spend replaying the spool on the way out
 
@@ -98,11 +98,13 @@ class SimulatorConfig:
 
     @property
     def spool_path(self) -> Path:
+        name = f"{self.line}-shard{self.shard}.spool"
         if self.spool is None:
-            return Path(".dynoline") / "spool" / f"{self.line}-shard{self.shard}.spool"
-        if self.spool.is_dir() or str(self.spool).endswith(os.sep):
-            return self.spool / f"{self.line}-shard{self.shard}.spool"
-        return self.spool
+            return Path(".dynoline") / "spool" / name
+        text = str(self.spool)
+        if text.endswith(("/", os.sep)) or Path(text).is_dir():
+            return Path(text) / name
+        return Path(text)
 
     def with_(self, **changes: Any) -> SimulatorConfig:
         return replace(self, **changes)
@@ -209,7 +211,7 @@ def from_line_file(lf: LineFile, shard: int) -> SimulatorConfig:
         / 1000,
         queue_rows=tune.queue_rows,
         metrics_port=tune.metrics_port if tune.metrics_port is not None else DEFAULT_METRICS_PORT,
-        spool=Path(tune.spool) if tune.spool else None,
+        spool=tune.spool or None,
     )
 
 
