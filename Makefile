@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-fast test-integration lint typecheck demo bench crds clean
+.PHONY: k8s-bin setup test test-fast test-integration lint typecheck demo bench crds clean
 
 setup: $(STAMP)
 
@@ -15,14 +15,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## every tier: lint, types, unit + store, then the real-control-plane integration tier
-test: setup lint typecheck
+test: setup lint typecheck k8s-bin
 	$(BIN)/pytest -m "not integration" -q
 	$(BIN)/pytest -m integration -q
+
+## kube-apiserver, kube-controller-manager, kubectl, etcd from the Go module proxy (cached in .build/)
+k8s-bin:
+	bash tests/k8s-tools/build.sh
 
 test-fast: setup
 	$(BIN)/pytest -m "not integration and not slow" -q
 
-test-integration: setup
+test-integration: setup k8s-bin
 	$(BIN)/pytest -m integration -q
 
 lint: setup

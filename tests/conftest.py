@@ -11,6 +11,8 @@ import pytest
 from workloads.store.embedded import EmbeddedPostgres
 from workloads.store.migrate import migrate
 
+pytest_plugins = ["tests.envtest.fixtures"]
+
 CMAPSS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmapss"
 
 _counter = itertools.count()

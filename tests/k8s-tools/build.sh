@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Builds the local Kubernetes control plane used by the integration tests
+# (kube-apiserver, kube-controller-manager, kubectl, etcd) from the official
+# Go modules through the Go module proxy, so no prebuilt-binary download is
+# needed. Prints the directory holding the binaries as the LAST stdout line;
+# all build chatter goes to stderr.
+#
+#   bash tests/k8s-tools/build.sh            # -> .build/k8s/<k8s-version>
+#   KUBEBUILDER_ASSETS=/dir bash tests/k8s-tools/build.sh   # -> /dir, no build
+#
+# Environment:
+#   KUBEBUILDER_ASSETS   ready binaries (kube-apiserver + etcd at least); used
+#                        as-is when complete, like controller-runtime's envtest.
+#   K8S_TOOLS_BUILD_ROOT where versioned bin dirs go (default <repo>/.build/k8s).
+#   GO                   go command (default: go on PATH, else /usr/local/go/bin/go).
+#
+# Idempotent: a binary is rebuilt only when missing or when its module's
+# go.mod/go.sum, the Go version or the build flags changed (stamp files).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "$here/../.." && pwd)"
+
+log() { printf 'k8s-tools: %s\n' "$*" >&2; }
+
+is_exe() { [[ -f "$1" && -x "$1" ]]; }
+
+# 1. Honour KUBEBUILDER_ASSETS when it already holds a usable control plane.
+if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
+    if is_exe "$KUBEBUILDER_ASSETS/kube-apiserver" && is_exe "$KUBEBUILDER_ASSETS/etcd"; then
+        for optional in kube-controller-manager kubectl; do
+            is_exe "$KUBEBUILDER_ASSETS/$optional" ||
+                log "note: $KUBEBUILDER_ASSETS has no $optional"
+        done
+        log "using KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS (nothing built)"
+        cd "$KUBEBUILDER_ASSETS" && pwd
+        exit 0
+    fi
+    log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks kube-apiserver or etcd; building instead"
+fi
+
+# 2. Pinned versions come from the tools modules' go.mod files (single source).
+k8s_version="$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$here/go.mod")"
+etcd_version="$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print $3}' "$here/etcd/go.mod")"
+if [[ -z "$k8s_version" || -z "$etcd_version" ]]; then
+    log "cannot read pinned versions from $here/go.mod or $here/etcd/go.mod"
+    exit 1
+fi
+
+GO="${GO:-}"
+if [[ -z "$GO" ]]; then
+    if command -v go >/dev/null 2>&1; then GO="$(command -v go)"; else GO=/usr/local/go/bin/go; fi
+fi
+if ! "$GO" version >/dev/null 2>&1; then
+    log "no usable Go toolchain (tried '$GO'); install Go >= 1.26 or set GO"
+    exit 1
+fi
+
+build_root="${K8S_TOOLS_BUILD_ROOT:-$repo_root/.build/k8s}"
+bin_dir="$build_root/$k8s_version"
+mkdir -p "$bin_dir"
+
+# Only the Go module proxy is reachable: never let go fetch another toolchain.
+export GOTOOLCHAIN=local
+export CGO_ENABLED=0
+build_flags=(-trimpath)
+
+# Serialise concurrent callers (e.g. parallel pytest sessions) per bin dir.
+exec 9>"$bin_dir/.lock"
+flock 9
+rm -rf "$bin_dir"/.tmp.* # leftovers of an interrupted build
+
+go_version="$("$GO" env GOVERSION)"
+
+# stamp_for MODULE_DIR LDFLAGS -> hash of everything that determines the bins.
+stamp_for() {
+    {
+        cat "$1/go.mod" "$1/go.sum"
+        printf '%s\n' "$go_version" "${build_flags[*]}" "$2" "$CGO_ENABLED"
+    } | sha256sum | cut -d' ' -f1
+}
+
+# build_module MODULE_DIR STAMP_NAME LDFLAGS NAME=PKG... : builds missing or
+# stale binaries.
+# A stamp mismatch rebuilds all of the module's binaries, so after a success
+# every one of them matches the new stamp.
+build_module() {
+    local mod_dir="$1" stamp_name="$2" ldflags="$3"
+    shift 3
+    local stamp want_stamp have_stamp="" names=() pkgs=() spec name
+    want_stamp="$(stamp_for "$mod_dir" "$ldflags")"
+    stamp="$bin_dir/.$stamp_name.stamp"
+    [[ -f "$stamp" ]] && have_stamp="$(cat "$stamp")"
+    for spec in "$@"; do
+        name="${spec%%=*}"
+        if [[ "$have_stamp" == "$want_stamp" ]] && is_exe "$bin_dir/$name"; then
+            continue
+        fi
+        names+=("$name")
+        pkgs+=("${spec#*=}")
+    done
+    if [[ ${#pkgs[@]} -eq 0 ]]; then
+        log "$stamp_name: up to date"
+        return 0
+    fi
+    log "$stamp_name: building ${names[*]} with $go_version (slow when cold)"
+    local tmp out start=$SECONDS
+    tmp="$(mktemp -d "$bin_dir/.tmp.XXXXXX")"
+    # One `go build` for several main packages shares the compile work; a
+    # single package gets an explicit file name (etcd's package ends in /v3).
+    out="$tmp/"
+    [[ ${#pkgs[@]} -eq 1 ]] && out="$tmp/${names[0]}"
+    if ! (cd "$mod_dir" && "$GO" build "${build_flags[@]}" -ldflags="$ldflags" -o "$out" "${pkgs[@]}") >&2; then
+        rm -rf "$tmp"
+        log "$stamp_name: go build failed"
+        return 1
+    fi
+    for name in "${names[@]}"; do
+        mv -f "$tmp/$name" "$bin_dir/$name"
+    done
+    rm -rf "$tmp"
+    printf '%s\n' "$want_stamp" >"$stamp"
+    log "$stamp_name: built in $((SECONDS - start))s"
+}
+
+# Stamp the release into the binaries like Kubernetes' own build does
+# (hack/lib/version.sh); otherwise /version reports v0.0.0-master.
+k8s_minor="${k8s_version#v1.}"
+k8s_minor="${k8s_minor%%.*}"
+k8s_ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    k8s_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1"
+    k8s_ldflags+=" -X $pkg.gitMinor=$k8s_minor -X $pkg.gitTreeState=clean"
+done
+
+build_module "$here" "kubernetes-$k8s_version" "$k8s_ldflags" \
+    "kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver" \
+    "kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager" \
+    "kubectl=k8s.io/kubernetes/cmd/kubectl"
+
+build_module "$here/etcd" "etcd-$etcd_version" "-s -w" "etcd=go.etcd.io/etcd/server/v3"
+
+echo "$bin_dir"
