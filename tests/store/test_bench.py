@@ -139,6 +139,10 @@ def test_query_builds_times_and_proves_the_index(
         loops == 25 for loops in plan["index_scans_on_telemetry"].values()
     )
     assert r["targets"]["uses_index_on_telemetry"] and r["targets"]["no_seq_scan_on_telemetry"]
+    assert latest["server_runs"] == 3 and latest["server_median_ms"] <= latest["server_p95_ms"]
+    assert set(r["experiments"]) == {"exact_key_probe", "covering_table"}
+    assert all(e["rows"] == 25 and e["same_answer_as_product"] for e in r["experiments"].values())
+    assert r["covering_table_upkeep"]["rows_per_round"] == 25
     assert set(r["machine"]) >= MACHINE_KEYS
     # the newest sample of every unit is the last tick's
     with psycopg.connect(with_search_path(database_url, query_bench.SCHEMA)) as conn:
