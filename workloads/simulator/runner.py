@@ -452,7 +452,7 @@ class Simulator:
                 self._db_failed(exc, "copy")
             else:
                 self.metrics.batch_copy.observe(time.monotonic() - began)
-                self._stored(batch, replay=False)
+                self._stored(batch)
                 return
         self._spool_batch(batch)
 
@@ -504,12 +504,12 @@ class Simulator:
             else:
                 self._counts["replayed"] += len(rows)
                 self.metrics.replayed.inc(len(rows))
-                self._stored(rows, replay=True)
+                self._stored(rows)
             self._update_gauges()
             if not spool.pending:
                 log.info("spool drained")
 
-    def _stored(self, rows: Sequence[Row], *, replay: bool) -> None:
+    def _stored(self, rows: Sequence[Row]) -> None:
         committed = time.time()
         lags = [committed - row[3].timestamp() for row in rows]  # type: ignore[attr-defined]
         self.lag.record(lags)
@@ -550,7 +550,10 @@ class Simulator:
         if conn is not None and not (conn.closed or conn.broken):
             try:
                 conn.rollback()
-                log.warning("%s batch rejected (%s): spooled for an idempotent retry", path, first_line(exc))
+                what = (
+                    "spooled for an idempotent retry" if path == "copy" else "kept in the spool, will retry"
+                )
+                log.warning("%s batch rejected (%s): %s", path, first_line(exc), what)
                 return
             except psycopg.Error:
                 pass
