@@ -171,7 +171,14 @@ def scan(line: str, rules: Sequence[LoadedRule], since: datetime, until: datetim
                 ).format(col, start),
             )
             count = _window_count(b, w, start)
-            stat = sql.SQL("CASE WHEN {} >= 3 AND n_new > 0 THEN {} * {} END").format(count, slope, b.bind(w))
+            oldest = b.agg(
+                ("oldest", w), lambda start=start: sql.SQL("min(ts) FILTER (WHERE ts > {})").format(start)
+            )
+            # Judged only once the samples cover at least half the window: a slope fitted over the
+            # first few samples of a unit's life would be extrapolated far beyond what was seen.
+            stat = sql.SQL(
+                "CASE WHEN {n} >= 3 AND n_new > 0 AND last_ts - {oldest} >= {half} THEN {slope} * {w} END"
+            ).format(n=count, oldest=oldest, half=b.bind(timedelta(seconds=w / 2)), slope=slope, w=b.bind(w))
             fired = sql.SQL("{} {} {}").format(stat, op_sql(op), p_bound)
         elif isinstance(cond, DriftCondition):
             col_name = sensor(cond.sensor).column
