@@ -39,6 +39,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--stdout", action="store_true", help="print the CRDs as one YAML stream instead")
     p.set_defaults(handler=_crds)
 
+    p = subparsers.add_parser(
+        "sentinelrules", help="wrap rule files (e.g. a rule pack) as SentinelRule resources for kubectl apply"
+    )
+    p.add_argument("--rules", required=True, metavar="PATH", help="a rule file or a directory of them")
+    p.add_argument(
+        "--line", default=None, help="point every rule at this DynoLine (default: each rule's line)"
+    )
+    p.add_argument(
+        "--schedule", default="*/1 * * * *", help="cron schedule of the CronJobs (default: every minute)"
+    )
+    p.add_argument(
+        "-o", "--output", type=Path, default=None, metavar="FILE", help="write here instead of stdout"
+    )
+    p.set_defaults(handler=_sentinelrules)
+
 
 def _operator(args: argparse.Namespace) -> int:
     from controllers.operator import run
@@ -68,4 +83,19 @@ def _crds(args: argparse.Namespace) -> int:
     for directory in outputs:
         for path in crdgen.write(directory):
             print(path)
+    return 0
+
+
+def _sentinelrules(args: argparse.Namespace) -> int:
+    from controllers.wrap import command, sentinel_rules, to_yaml
+    from workloads.sentinel.rules import load_rules
+
+    loaded = [item.rule for item in load_rules(args.rules)]
+    resources = sentinel_rules(loaded, schedule=args.schedule, line=args.line)
+    text = to_yaml(resources, generated_by=command(str(args.rules), args.line, args.schedule))
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+        print(args.output)
     return 0

@@ -118,5 +118,5 @@ class WatchFailureCounter(logging.Handler):
 
 def count_watch_failures(metrics: Metrics) -> WatchFailureCounter:
     handler = WatchFailureCounter(metrics)
-    logging.getLogger("kopf._cogs.clients.api").addHandler(handler)
+    logging.getLogger("kopf._cogs.clients").addHandler(handler)  # .api and .watching log these
     return handler

@@ -214,3 +214,80 @@ def test_pushgateway_is_passed_when_configured() -> None:
         RULE, spec, settings, database=line_spec().database.secret_ref, suspend=False, config="h"
     )
     assert containers(cron)[0]["args"][-2:] == ["--pushgateway", "http://pushgateway:9091"]
+
+
+def test_rule_file_loads_in_the_sentinel(tmp_path: Path) -> None:
+    from workloads.sentinel.rules import load_rules
+
+    cm = rule_objects()[0]
+    (tmp_path / "hpc-overheat.yaml").write_text(cm["data"]["hpc-overheat.yaml"])
+    [loaded] = load_rules(tmp_path / "hpc-overheat.yaml")
+    assert loaded.rule == rule_spec().to_rule("hpc-overheat")
+
+
+def test_a_rule_pack_wraps_into_sentinelrules_and_back() -> None:
+    from controllers.wrap import sentinel_rules
+
+    rules = [
+        Rule.model_validate(
+            {
+                "name": "t50-high",
+                "line": "line-b",
+                "condition": {"type": "threshold", "sensor": "T50", "op": ">", "value": 1440.0},
+            }
+        ),
+        Rule.model_validate(
+            {
+                "name": "health",
+                "line": "line-b",
+                "severity": "critical",
+                "condition": {"type": "healthIndex", "model": "fd001-health", "value": 0.8},
+            }
+        ),
+    ]
+    wrapped = sentinel_rules(rules, schedule="*/5 * * * *", line="line-a")
+    assert [w["metadata"]["name"] for w in wrapped] == ["t50-high", "health"]
+    for original, resource in zip(rules, wrapped, strict=True):
+        spec = SentinelRuleSpec.model_validate(resource["spec"])
+        assert spec.schedule == "*/5 * * * *" and spec.line_ref.name == "line-a"
+        assert spec.to_rule(original.name) == original.model_copy(update={"line": "line-a"})
+
+
+def test_a_rule_with_a_model_file_cannot_be_wrapped() -> None:
+    from controllers.wrap import sentinel_rules
+    from workloads.errors import DynolineError
+
+    rule = Rule.model_validate(
+        {
+            "name": "h",
+            "line": "a",
+            "condition": {"type": "healthIndex", "model": "models/mine.json", "value": 1},
+        }
+    )
+    with pytest.raises(DynolineError, match="relative to the rule file"):
+        sentinel_rules([rule], schedule="*/1 * * * *")
+
+
+def test_the_shipped_examples_are_valid() -> None:
+    from controllers.wrap import command, sentinel_rules, to_yaml
+    from workloads.sentinel.rules import load_rules
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    docs = [
+        d for f in sorted((examples / "k8s").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d
+    ]
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds.count("DynoLine") == 1 and kinds.count("Secret") == 1 and kinds.count("SentinelRule") >= 5
+    for doc in docs:
+        if doc["kind"] == "DynoLine":
+            DynoLineSpec.model_validate(doc["spec"])
+        elif doc["kind"] == "SentinelRule":
+            SentinelRuleSpec.model_validate(doc["spec"]).to_rule(doc["metadata"]["name"])
+    pack = examples / "rules"
+    if pack.is_dir():  # the default rule pack: the SentinelRules example must be its current wrapping
+        expected = to_yaml(
+            sentinel_rules([r.rule for r in load_rules(pack)], schedule="*/1 * * * *", line="line-a"),
+            generated_by=command("examples/rules", "line-a", "*/1 * * * *"),
+        )
+        shipped = (examples / "k8s" / "sentinel-rules.yaml").read_text()
+        assert shipped == expected, "regenerate: dynoline sentinelrules --rules examples/rules --line line-a"
