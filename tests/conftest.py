@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +21,18 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
-    server.init()
-    server.start()
-    yield server
-    server.destroy()
+def pg_server() -> Iterator[EmbeddedPostgres]:
+    # Not under tmp_path_factory: every pytest session re-locks /tmp/pytest-of-<user> to 0700, which
+    # cuts the (non-root) server user off from a running server's files when sessions overlap.
+    base = Path(tempfile.mkdtemp(prefix="dynoline-pg-"))
+    server = EmbeddedPostgres(base / "data")
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
