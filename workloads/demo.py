@@ -159,9 +159,17 @@ def _stream(config: SimulatorConfig, url: str) -> int:
     (result,) = outcome
     if isinstance(result, BaseException):
         raise result
+    lag = result.lag
+
+    def ms(key: str) -> str:
+        value = lag.get(key)
+        return "-" if value is None else f"{float(value) * 1000:.1f} ms"
+
     print(
         f"stopped: {result.written:,} samples written this run, {baseline + result.written:,} stored for line"
-        f" {config.line!r}; spool holds {result.spool_rows:,}",
+        f" {config.line!r}; lag p50 {ms('p50_s')} p99 {ms('p99_s')} max {ms('max_s')};"
+        f" queue peak {result.queue_high_water:,} of {result.queue_bound:,} rows;"
+        f" spool holds {result.spool_rows:,}",
         file=sys.stderr,
     )
     if result.spool_rows:
