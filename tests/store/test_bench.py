@@ -20,8 +20,13 @@ from workloads.bench.stream import Backlog
 from workloads.cli import main
 from workloads.store.embedded import EmbeddedPostgres
 from workloads.store.partitions import ensure_partitions
-from workloads.store.queries import latest_per_unit
-from workloads.store.unit_state import register_units
+from workloads.store.queries import (
+    LATEST_PER_UNIT_NAIVE,
+    LATEST_PER_UNIT_UNHINTED,
+    latest_per_unit,
+    params,
+)
+from workloads.store.unit_state import quarantine, register_units
 
 MACHINE_KEYS = {"cpu_model", "cores", "memory_gib", "python", "postgresql", "server_settings"}
 
@@ -135,12 +140,12 @@ def test_query_builds_times_and_proves_the_index(
     assert r["results_match"] is True
     plan = latest["plan"]
     assert plan["seq_scans_on_telemetry"] == []
-    assert plan["index_scans_on_telemetry"] and all(
-        loops == 25 for loops in plan["index_scans_on_telemetry"].values()
-    )
+    # one probe per unit, plus one per hint unit (the 8 lowest ids) for the time hint
+    loops = set(plan["index_scans_on_telemetry"].values())
+    assert loops == {25, 8}
     assert r["targets"]["uses_index_on_telemetry"] and r["targets"]["no_seq_scan_on_telemetry"]
     assert latest["server_runs"] == 3 and latest["server_median_ms"] <= latest["server_p95_ms"]
-    assert set(r["experiments"]) == {"exact_key_probe", "covering_table"}
+    assert set(r["experiments"]) == {"unhinted_lateral", "exact_key_probe", "covering_table"}
     assert all(e["rows"] == 25 and e["same_answer_as_product"] for e in r["experiments"].values())
     assert r["covering_table_upkeep"]["rows_per_round"] == 25
     assert set(r["machine"]) >= MACHINE_KEYS
@@ -224,21 +229,24 @@ def test_unreachable_database_fails_with_exit_4(capsys: pytest.CaptureFixture[st
     assert "cannot reach database 127.0.0.1:1/nowhere" in capsys.readouterr().err
 
 
+def insert(
+    conn: psycopg.Connection[tuple[object, ...]], line: str, unit: int, ts: datetime, value: float
+) -> None:
+    conn.execute(
+        "INSERT INTO telemetry VALUES (%s, %s, %s, %s" + ", %s" * 24 + ")",
+        (line, unit, int(value), ts, *([value] * 24)),
+    )
+
+
 def test_latest_per_unit_returns_the_newest_row_of_each_registered_unit(database_url: str) -> None:
-    t0 = datetime(2026, 3, 1, 23, 59, 58, tzinfo=UTC)  # samples straddle midnight: two partitions
+    t0 = datetime(2026, 3, 10, 23, 59, 58, tzinfo=UTC)  # samples straddle midnight: two partitions
     with psycopg.connect(database_url) as conn:
-        ensure_partitions(conn, t0, t0 + timedelta(days=1))
+        ensure_partitions(conn, t0 - timedelta(days=3), t0 + timedelta(days=2))
         register_units(conn, "line-a", [1, 2, 3])  # unit 3 has no samples yet
         register_units(conn, "line-b", [1])
         for unit, seconds in [(1, 0), (1, 3), (2, 1), (2, 2)]:
-            ts = t0 + timedelta(seconds=seconds)
-            conn.execute(
-                "INSERT INTO telemetry VALUES ('line-a', %s, %s, %s" + ", %s" * 24 + ")",
-                (unit, seconds, ts, *([float(seconds)] * 24)),
-            )
-        conn.execute(
-            "INSERT INTO telemetry VALUES ('line-b', 1, 9, %s" + ", 0.5" * 24 + ")", (t0 + timedelta(days=1),)
-        )
+            insert(conn, "line-a", unit, t0 + timedelta(seconds=seconds), float(seconds))
+        insert(conn, "line-b", 1, t0 + timedelta(days=1), 9.0)
         conn.commit()
         rows = latest_per_unit(conn, "line-a")
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
@@ -246,6 +254,36 @@ def test_latest_per_unit_returns_the_newest_row_of_each_registered_unit(database
         ("line-a", 2, 2, t0 + timedelta(seconds=2)),
     ]
     assert len(rows[0]) == 28 and rows[0][4:] == (3.0,) * 24
+
+
+def test_the_time_hint_never_changes_the_answer(database_url: str) -> None:
+    """Units older than the hint, newer than it, quarantined or silent get what the plain probe gives."""
+    t0 = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
+    with psycopg.connect(database_url) as conn:
+        ensure_partitions(conn, t0 - timedelta(days=3), t0 + timedelta(days=2))
+        register_units(conn, "line-a", range(1, 14))
+        for unit in range(1, 9):  # the hint units: newest sample at t0 + 3 s
+            for s in range(4):
+                insert(conn, "line-a", unit, t0 + timedelta(seconds=s), float(s))
+        insert(conn, "line-a", 9, t0 - timedelta(days=2), 1.0)  # stopped two days ago
+        insert(conn, "line-a", 9, t0 - timedelta(days=2, seconds=1), 0.0)
+        insert(conn, "line-a", 10, t0 + timedelta(days=1), 5.0)  # stamped a day ahead
+        insert(conn, "line-a", 10, t0, 4.0)
+        insert(conn, "line-a", 11, t0 - timedelta(seconds=30), 6.0)  # lagging behind the window
+        quarantine(conn, "line-a", 12, "overheat", "test")
+        insert(conn, "line-a", 12, t0 + timedelta(seconds=2), 7.0)  # quarantined: not a hint unit
+        conn.commit()  # unit 13: registered, no samples
+        hinted = latest_per_unit(conn, "line-a")
+        tiny_window = latest_per_unit(conn, "line-a", window=timedelta(microseconds=1))
+        plain = conn.cursor(binary=True).execute(LATEST_PER_UNIT_UNHINTED, params("line-a")).fetchall()
+        naive = conn.cursor(binary=True).execute(LATEST_PER_UNIT_NAIVE, params("line-a")).fetchall()
+    assert hinted == plain == tiny_window == naive
+    newest = {int(str(r[1])): r[3] for r in hinted}
+    assert newest[9] == t0 - timedelta(days=2)
+    assert newest[10] == t0 + timedelta(days=1)
+    assert newest[11] == t0 - timedelta(seconds=30)
+    assert newest[12] == t0 + timedelta(seconds=2)
+    assert 13 not in newest and len(newest) == 12
 
 
 def test_plan_summary_flags_a_sequential_scan_even_when_it_never_ran() -> None:

@@ -26,7 +26,12 @@ from workloads.catalog import SENSOR_COLUMNS, SETTING_COLUMNS, TELEMETRY_COLUMNS
 from workloads.errors import DynolineError
 from workloads.store.connection import connect
 from workloads.store.partitions import ensure_partitions
-from workloads.store.queries import LATEST_PER_UNIT, LATEST_PER_UNIT_NAIVE
+from workloads.store.queries import (
+    LATEST_PER_UNIT,
+    LATEST_PER_UNIT_NAIVE,
+    LATEST_PER_UNIT_UNHINTED,
+    params,
+)
 from workloads.store.unit_state import record_line, register_units
 
 from .harness import (
@@ -129,13 +134,31 @@ class Candidate:
     needs: str  # what the product would need for it; "" when it runs on the product schema as is
     runs: int
     warmup: int
+    server_runs: int
 
 
 def candidates(repeat: int, naive_repeat: int) -> list[Candidate]:
     return [
-        Candidate("latest_per_unit", "LATERAL probe of the PK (product)", LATEST_PER_UNIT, "", repeat, 3),
         Candidate(
-            "naive_distinct_on", "DISTINCT ON over the line", LATEST_PER_UNIT_NAIVE, "", naive_repeat, 0
+            "latest_per_unit",
+            "hinted LATERAL probe of the PK (product)",
+            LATEST_PER_UNIT,
+            "",
+            repeat,
+            3,
+            repeat,
+        ),
+        Candidate(
+            "naive_distinct_on", "DISTINCT ON over the line", LATEST_PER_UNIT_NAIVE, "", naive_repeat, 0, 1
+        ),
+        Candidate(
+            "unhinted_lateral",
+            "LATERAL probe of the PK without the time hint",
+            LATEST_PER_UNIT_UNHINTED,
+            "",
+            repeat,
+            3,
+            repeat,
         ),
         Candidate(
             "exact_key_probe",
@@ -144,6 +167,7 @@ def candidates(repeat: int, naive_repeat: int) -> list[Candidate]:
             "each unit's last ts kept up to date by the writer (e.g. unit_state.last_ts)",
             repeat,
             3,
+            repeat,
         ),
         Candidate(
             "covering_table",
@@ -152,6 +176,7 @@ def candidates(repeat: int, naive_repeat: int) -> list[Candidate]:
             "a telemetry_latest table upserted by the writer in each batch's transaction",
             repeat,
             3,
+            repeat,
         ),
     ]
 
@@ -171,17 +196,9 @@ def run(url: str | None, units: int, rows: int, repeat: int, naive_repeat: int) 
     with bench_database(url, SCHEMA, keep=True) as db, connect(db.url, autocommit=True) as conn:
         build = ensure_data(conn, units, rows)
         build_experiments(conn)
-        measured: dict[str, Result] = {}
-        answers: dict[str, list[tuple[object, ...]]] = {}
-        for c in candidates(repeat, naive_repeat):
-            log.info("timing %s (%d runs)", c.name, c.runs)
-            measured[c.name] = {
-                "label": c.label,
-                "needs": c.needs or None,
-                **time_query(conn, c.query, c.runs, c.warmup),
-                **server_time(conn, c.query, c.runs if c.name != "naive_distinct_on" else 1),
-            }
-            answers[c.name] = fetch(conn, c.query)
+        cands = candidates(repeat, naive_repeat)
+        measured = measure(conn, cands)
+        answers = {c.name: fetch(conn, c.query) for c in cands}
         upkeep = covering_upkeep(conn, answers["latest_per_unit"])
         database = db.describe()
         info = machine(conn)
@@ -221,6 +238,7 @@ def summarise(
         "ratios": {
             "naive_vs_latest_server_median": naive["vs_product_server_median"],
             "naive_vs_latest_round_trip_median": naive["vs_product_round_trip_median"],
+            "unhinted_vs_latest_server_median": measured["unhinted_lateral"]["vs_product_server_median"],
         },
         "targets": {
             "target_ms": TARGET_MS,
@@ -247,12 +265,12 @@ def build_experiments(conn: Conn) -> None:
     latest = sql.SQL("INSERT INTO bench_latest ({}) SELECT * FROM ({}) latest").format(_COLS, LATEST_PER_UNIT)
     with conn.transaction():
         conn.execute("DROP TABLE IF EXISTS bench_unit_last, bench_latest")
-        conn.execute(last, {"line": LINE})
+        conn.execute(last, params(LINE))
         conn.execute("ALTER TABLE bench_unit_last ADD PRIMARY KEY (line, unit_id)")
         conn.execute(
             "CREATE TABLE bench_latest (LIKE telemetry INCLUDING DEFAULTS, PRIMARY KEY (line, unit_id))"
         )
-        conn.execute(latest, {"line": LINE})
+        conn.execute(latest, params(LINE))
     conn.execute("VACUUM ANALYZE bench_unit_last")
     conn.execute("VACUUM ANALYZE bench_latest")
 
@@ -391,58 +409,77 @@ def describe_build(conn: Conn, found: tuple[Any, ...], *, reused: bool) -> Resul
 # ------------------------------------------------------------------ timing and plans
 
 
-def time_query(conn: Conn, query: sql.Composed, repeat: int, warmup: int) -> Result:
-    """Round trips as the product makes them (binary results, fetched into Python rows)."""
-    total: list[float] = []
-    execute: list[float] = []
-    rows = 0
-    for i in range(warmup + repeat):
-        with conn.cursor(binary=True) as cur:
-            t0 = time.perf_counter()
-            cur.execute(query, {"line": LINE})
-            t1 = time.perf_counter()
-            rows = len(cur.fetchall())
-            t2 = time.perf_counter()
-        if i >= warmup:
-            execute.append((t1 - t0) * 1000)
-            total.append((t2 - t0) * 1000)
+def measure(conn: Conn, cands: list[Candidate]) -> dict[str, Result]:
+    """Round trips and server times, the candidates interleaved run by run.
+
+    Interleaving spreads whatever else the machine is doing evenly over the candidates, so their
+    ratios hold even when the absolute figures wobble.
+    """
+    total: dict[str, list[float]] = {c.name: [] for c in cands}
+    execute: dict[str, list[float]] = {c.name: [] for c in cands}
+    server: dict[str, list[float]] = {c.name: [] for c in cands}
+    plans: dict[str, Result] = {}
+    rows: dict[str, int] = {}
+    for c in cands:
+        for _ in range(c.warmup):
+            round_trip(conn, c.query)
+    for i in range(max(max(c.runs, c.server_runs) for c in cands)):
+        for c in cands:
+            if i < c.runs:
+                t_all, t_exec, rows[c.name] = round_trip(conn, c.query)
+                total[c.name].append(t_all)
+                execute[c.name].append(t_exec)
+            if i < c.server_runs:
+                plans[c.name] = explain(conn, c.query)
+                server[c.name].append(plans[c.name]["execution_ms"])
+        if i % 10 == 9:
+            log.info("  %d rounds timed", i + 1)
     return {
-        "runs": repeat,
-        "warmup_runs": warmup,
-        "rows": rows,
-        "median_ms": round(statistics.median(total), 2),
-        "p95_ms": round(percentile(total, 0.95), 2),
-        "min_ms": round(min(total), 2),
-        "max_ms": round(max(total), 2),
-        "execute_median_ms": round(statistics.median(execute), 2),
-        "decode_median_ms": round(statistics.median(total) - statistics.median(execute), 2),
+        c.name: {
+            "label": c.label,
+            "needs": c.needs or None,
+            "runs": c.runs,
+            "warmup_runs": c.warmup,
+            "rows": rows[c.name],
+            "median_ms": round(statistics.median(total[c.name]), 2),
+            "p95_ms": round(percentile(total[c.name], 0.95), 2),
+            "min_ms": round(min(total[c.name]), 2),
+            "max_ms": round(max(total[c.name]), 2),
+            "execute_median_ms": round(statistics.median(execute[c.name]), 2),
+            "server_runs": c.server_runs,
+            "server_median_ms": round(statistics.median(server[c.name]), 2),
+            "server_p95_ms": round(percentile(server[c.name], 0.95), 2),
+            "plan": plans[c.name],
+        }
+        for c in cands
     }
+
+
+def round_trip(conn: Conn, query: sql.Composed) -> tuple[float, float, int]:
+    """As the product calls it: binary results fetched into Python rows. (total ms, execute ms, rows)"""
+    with conn.cursor(binary=True) as cur:
+        t0 = time.perf_counter()
+        cur.execute(query, params(LINE))
+        t1 = time.perf_counter()
+        n = len(cur.fetchall())
+        t2 = time.perf_counter()
+    return (t2 - t0) * 1000, (t1 - t0) * 1000, n
 
 
 def fetch(conn: Conn, query: sql.Composed) -> list[tuple[object, ...]]:
     with conn.cursor(binary=True) as cur:
-        cur.execute(query, {"line": LINE})
+        cur.execute(query, params(LINE))
         return cur.fetchall()
 
 
-def server_time(conn: Conn, query: sql.Composed, runs: int) -> Result:
-    """Execution time inside the server (EXPLAIN ANALYZE without per-node timing), and the plan."""
-    spent: list[float] = []
-    summary: Result = {}
-    for _ in range(runs):
-        row = conn.execute(
-            sql.SQL("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) {}").format(query), {"line": LINE}
-        ).fetchone()
-        assert row is not None
-        doc = row[0] if isinstance(row[0], list) else json.loads(str(row[0]))
-        summary = plan_summary(doc[0])
-        spent.append(summary["execution_ms"])
-    return {
-        "server_runs": runs,
-        "server_median_ms": round(statistics.median(spent), 2),
-        "server_p95_ms": round(percentile(spent, 0.95), 2),
-        "plan": summary,
-    }
+def explain(conn: Conn, query: sql.Composed) -> Result:
+    """One execution inside the server (EXPLAIN ANALYZE without per-node timing), summarised."""
+    row = conn.execute(
+        sql.SQL("EXPLAIN (ANALYZE, BUFFERS, TIMING OFF, FORMAT JSON) {}").format(query), params(LINE)
+    ).fetchone()
+    assert row is not None
+    doc = row[0] if isinstance(row[0], list) else json.loads(str(row[0]))
+    return plan_summary(doc[0])
 
 
 def plan_summary(explained: dict[str, Any]) -> Result:
