@@ -68,21 +68,33 @@ def _outputs(args: argparse.Namespace) -> list[Path]:
 
 
 def _crds(args: argparse.Namespace) -> int:
-    from controllers import crdgen
+    from controllers import crdgen, rbac
 
     if args.stdout:
         sys.stdout.write("---\n".join(crdgen.rendered().values()))
         return 0
     outputs = _outputs(args)
+    # The chart also gets the operator's RBAC rules (generated from controllers/rbac.py).
+    rules = [
+        d.parent / "files" / rbac.RULES_FILE
+        for d in outputs
+        if d.name == "crds" and d.parent.name == "dynoline"
+    ]
     if args.check:
         stale = [str(d / name) for d in outputs for name in crdgen.stale(d)]
+        stale += [str(p) for p in rules if not p.exists() or p.read_text() != rbac.render()]
         if stale:
-            raise DynolineError(f"CRDs out of date (run `dynoline crds`): {', '.join(stale)}")
+            raise DynolineError(f"generated files out of date (run `dynoline crds`): {', '.join(stale)}")
         print(f"CRDs up to date in {', '.join(map(str, outputs))}")
         return 0
     for directory in outputs:
         for path in crdgen.write(directory):
             print(path)
+    for path in rules:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != rbac.render():
+            path.write_text(rbac.render())
+        print(path)
     return 0
 
 

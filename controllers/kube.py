@@ -7,8 +7,9 @@ tokens rotate). Errors become `ApiError` with the server's own message; nothing 
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ KINDS: dict[str, Kind] = {
     "Secret": Kind("v1", "secrets"),
     "Event": Kind("v1", "events"),
     "Pod": Kind("v1", "pods"),
+    "Namespace": Kind("v1", "namespaces"),
     "StatefulSet": Kind("apps/v1", "statefulsets"),
     "Job": Kind("batch/v1", "jobs"),
     "CronJob": Kind("batch/v1", "cronjobs"),
@@ -182,6 +184,23 @@ class Kube:
         result = await self.request("GET", path(kind, namespace), params=params)
         items: list[Obj] = result.get("items") or []
         return items
+
+    async def watch(
+        self, kind: str, namespace: str | None, label_selector: str | None = None, resource_version: str = ""
+    ) -> AsyncIterator[Obj]:
+        """Watch events ({"type", "object"}) until the server ends the stream (the caller re-watches)."""
+        params = {"watch": "true", "allowWatchBookmarks": "true", "resourceVersion": resource_version}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        url, timeout = path(kind, namespace), httpx.Timeout(None, connect=5.0)
+        async with self._http.stream("GET", url, params=params, timeout=timeout) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise _error(response)
+            async for line in response.aiter_lines():
+                if line.strip():
+                    event: Obj = json.loads(line)
+                    yield event
 
     async def apply(self, manifest: Obj) -> Obj:
         """Server-side apply as the operator's field manager, taking fields back from hand edits."""

@@ -93,7 +93,8 @@ def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
 def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     """kopf's knobs, each set on purpose."""
     # One replica, no peering: kopf's peering pauses equals rather than electing a leader, so a standby
-    # would buy nothing; the Deployment uses the Recreate strategy so two never overlap (docs/operator.md).
+    # would buy nothing; the Deployment uses the Recreate strategy so two never overlap
+    # (charts/dynoline/README.md, "One replica, no standby").
     settings.peering.standalone = True
     # Watch only the namespaces/resources we name; no cluster-wide CRD or namespace scanning (and RBAC).
     settings.scanning.disabled = True

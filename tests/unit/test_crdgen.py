@@ -160,3 +160,22 @@ def test_crds_command_writes_and_checks(tmp_path: Path) -> None:
     (tmp_path / "dynoline.dev_dynolines.yaml").write_text("# stale\n")
     with pytest.raises(DynolineError, match="out of date"):
         _crds("-o", str(tmp_path), "--check")
+
+
+def test_chart_rbac_rules_are_generated_and_current() -> None:
+    from controllers import rbac
+
+    path = REPO / "charts" / "dynoline" / "files" / rbac.RULES_FILE
+    assert path.read_text() == rbac.render(), "run `dynoline crds` and commit charts/dynoline/files/"
+    rules = yaml.safe_load(path.read_text())
+    secrets = [r for r in rules if "secrets" in r["resources"]]
+    assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    assert not any("*" in r["verbs"] or "*" in r["resources"] for r in rules)
+
+
+def test_chart_runs_one_operator_with_recreate() -> None:
+    deployment = (REPO / "charts" / "dynoline" / "templates" / "deployment.yaml").read_text()
+    assert "  replicas: 1\n" in deployment and "    type: Recreate\n" in deployment
+    assert "path: /healthz" in deployment
+    values = yaml.safe_load((REPO / "charts" / "dynoline" / "values.yaml").read_text())
+    assert values["operator"]["watchServerTimeoutSeconds"] > 0
