@@ -12,6 +12,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "workloads.bench.ingest",
     "workloads.bench.stream",
     "workloads.bench.query",
+    "workloads.sentinel.bench",
     "workloads.bench.operator",
 )
 

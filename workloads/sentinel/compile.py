@@ -459,13 +459,14 @@ def baseline_fill(line: str, samples: int, until: datetime) -> Detail:
     b = _Binder()
     p_line = b.bind(line)
     query = sql.SQL(
-        "UPDATE sentinel_baselines s SET means = ARRAY[{means}], sds = ARRAY[{sds}], computed_at = now()"
-        " FROM (SELECT p.unit_id, {means_named}, {sds_named} FROM sentinel_baselines p"
+        # MATERIALIZED: computed once, whatever the planner guesses about a freshly filled table.
+        "WITH f AS MATERIALIZED (SELECT p.unit_id, {means_named}, {sds_named} FROM sentinel_baselines p"
         " CROSS JOIN LATERAL (SELECT * FROM telemetry t WHERE t.line = p.line AND t.unit_id = p.unit_id"
         " AND t.ts >= p.life_start AND t.ts <= {until} ORDER BY t.ts LIMIT {n}) early"
         " WHERE p.line = {line} AND p.samples = {n} AND p.means IS NULL"
-        " GROUP BY p.unit_id HAVING count(*) = {n}) f"
-        " WHERE s.line = {line} AND s.samples = {n} AND s.unit_id = f.unit_id"
+        " GROUP BY p.unit_id HAVING count(*) = {n})"
+        " UPDATE sentinel_baselines s SET means = ARRAY[{means}], sds = ARRAY[{sds}], computed_at = now()"
+        " FROM f WHERE s.line = {line} AND s.samples = {n} AND s.unit_id = f.unit_id"
     ).format(
         means=sql.SQL(", ").join(sql.Identifier(f"m_{s.column}") for s in SENSORS),
         sds=sql.SQL(", ").join(sql.Identifier(f"d_{s.column}") for s in SENSORS),

@@ -46,6 +46,7 @@ class LineResult:
     quarantined: list[int] = field(default_factory=list)
     opened_by_rule: dict[str, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds spent per phase of the pass
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class LineResult:
             "resolved": self.resolved,
             "quarantined": sorted(self.quarantined),
             "duration_seconds": round(self.duration_seconds, 4),
+            "phases_seconds": {k: round(v, 4) for k, v in self.phases.items()},
         }
 
 
@@ -157,6 +159,7 @@ def run_line(
 def _evaluate(
     conn: Conn, line: str, rules: Sequence[LoadedRule], since: datetime, until: datetime, result: LineResult
 ) -> None:
+    clock = time.perf_counter()
     plan = compiler.scan(line, rules, since, until)
     with conn.cursor() as cur:
         cur.execute(plan.query, plan.params)
@@ -168,7 +171,9 @@ def _evaluate(
     rows = [r for r in rows if r["unit_id"] is not None]
     if not rows:
         return
+    clock = _lap(result, "scan", clock)
     _upkeep_baselines(conn, line, plan.baseline_sizes, rows, until)
+    clock = _lap(result, "baselines", clock)
 
     by_unit = {int(r["unit_id"]): r for r in rows}
     opened = lifecycle.open_alerts(conn, line, [r.rule.name for r in rules], list(by_unit))
@@ -207,6 +212,7 @@ def _evaluate(
             for row in cur.fetchall():
                 exact_rows[(i, int(str(row[0])))] = dict(zip(names, row, strict=True))
 
+    clock = _lap(result, "detail", clock)
     observations: list[tuple[int, lifecycle.Observation]] = []
     for i, lr in enumerate(rules):
         cond = lr.rule.condition
@@ -269,12 +275,19 @@ def _evaluate(
         if change is not None:
             changes.append((facts[i], change))
     applied = lifecycle.apply(conn, changes, since=since, until=until)
+    _lap(result, "lifecycle", clock)
     result.opened += applied.opened
     result.updated += applied.updated
     result.resolved += applied.resolved
     result.quarantined.extend(applied.quarantined)
     for name, n in applied.opened_by_rule.items():
         result.opened_by_rule[name] = result.opened_by_rule.get(name, 0) + n
+
+
+def _lap(result: LineResult, phase: str, since: float) -> float:
+    now = time.perf_counter()
+    result.phases[phase] = result.phases.get(phase, 0.0) + now - since
+    return now
 
 
 def _upkeep_baselines(

@@ -1,0 +1,44 @@
+"""`dynoline bench sentinel` at toy scale: runs end to end, reports what it measured (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from workloads.cli import main
+from workloads.sentinel.bench import bench_rules
+
+
+def test_the_bench_rule_set_has_twenty_rules_of_every_kind() -> None:
+    rules = bench_rules()
+    assert len(rules) == 20 and len({r.rule.name for r in rules}) == 20
+    assert {r.rule.condition.type for r in rules} == {
+        "threshold",
+        "sustained",
+        "rateOfChange",
+        "drift",
+        "healthIndex",
+    }
+
+
+def test_bench_sentinel_reports_both_tables(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["bench", "sentinel", "--units", "100", "--scale", "2", "--repeat", "2", "--json"]
+    assert main([*args, "--database-url", database_url]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["rules"] == 20 and result["new_samples"] == 100 * 300
+    small, large = result["tables"]["small"], result["tables"]["large"]
+    assert (small["rows"], large["rows"]) == (100 * 360, 100 * 720)
+    for t in (small, large):
+        assert t["samples_scanned"] == 100 * 300 and len(t["pass_seconds_runs"]) == 2
+        assert t["alerts_opened"] > 0 and t["quarantined"] > 0  # the injected runaways were caught
+        assert set(t["phases_seconds"]) >= {"scan", "detail", "lifecycle"}
+        # repeated passes start from the same state, so they do the same work
+        assert t["alerts_opened_runs"] == [t["alerts_opened"]] * 2
+    assert set(result["targets"]) == {"pass_seconds_max", "large_over_small_max", "pass_met", "ratio_met"}
+    with psycopg.connect(database_url) as conn:  # the benchmark's schemas are gone afterwards
+        left = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'dynoline_bench%'"
+        ).fetchone()
+    assert left == (0,)

@@ -1,0 +1,297 @@
+"""`dynoline bench sentinel`: one pass of 20 rules over 10,000 units' 5 newest minutes, on two table sizes.
+
+Each table holds 10,000 units at 1 Hz: the small one 6 minutes (1 minute already evaluated, then the
+5 new minutes: 3 M samples), the large one 60 minutes (10x the rows, the same 5 new minutes). Data is
+made server-side (INSERT … SELECT generate_series) with FD001's per-channel spread, a per-unit offset,
+and anomalies so the measured pass opens alerts and walks every path: 1% of units ramp T50/T30 like a
+thermal runaway, 2% step Ps30 up. A warm-up pass evaluates the minute before the new data (baselines,
+alerts already open), then the measured pass covers the 5 new minutes; it is repeated from the same
+state (watermarks and alerts restored) and the median is reported. The baseline in the same run is the
+prototype's way, a scan of the whole table for one condition, whose cost grows with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import yaml
+from psycopg import sql
+
+from workloads.api.rule import Rule
+from workloads.bench.harness import (
+    Conn,
+    Result,
+    add_common_arguments,
+    bench_database,
+    emit,
+    machine,
+    machine_lines,
+    table,
+)
+from workloads.bench.query import FD001_MOMENTS
+from workloads.catalog import SENSOR_COLUMNS, SETTING_COLUMNS, TELEMETRY_COLUMNS
+from workloads.errors import DynolineError
+from workloads.sentinel.engine import run_line
+from workloads.sentinel.health_index import resolve_model
+from workloads.sentinel.rules import LoadedRule
+from workloads.store.connection import connect
+from workloads.store.partitions import ensure_partitions
+
+log = logging.getLogger(__name__)
+
+LINE = "bench-sentinel"
+T0 = datetime(2026, 3, 2, tzinfo=UTC)  # one day partition holds every table
+NEW_SECONDS = 300
+TARGET_SECONDS = 1.0
+TARGET_RATIO = 1.5
+CHUNK_SECONDS = 60
+
+# The default pack's seven (thresholds moved to where the bench data's healthy noise never reaches),
+# then thirteen more over other channels, so every condition kind appears several times.
+_RULES_YAML = """
+- {name: hpc-health-index, clear: {op: "<", value: 0.25},
+   condition: {type: healthIndex, model: fd001-health, window: 10s, op: ">", value: 0.4}}
+- {name: hpc-health-critical, severity: critical, action: quarantine,
+   condition: {type: healthIndex, model: fd001-health, window: 10s, op: ">", value: 0.7}}
+- {name: ps30-high, clear: {op: "<", value: 47.7},
+   condition: {type: threshold, sensor: Ps30, op: ">", value: 47.95}}
+- {name: t50-hot-5-of-10, condition: {type: sustained, sensor: T50, op: ">", value: 1440, k: 5, n: 10}}
+- {name: w31-low-sustained, condition: {type: sustained, sensor: W31, op: "<", value: 38.3, for: 3s}}
+- {name: t50-rising-fast, severity: critical, action: quarantine,
+   condition: {type: rateOfChange, sensor: T50, window: 60s, op: ">", value: 15}}
+- {name: ps30-drift-up, clear: {op: "<", value: 1},
+   condition: {type: drift, sensor: Ps30, baselineSamples: 30, window: 20s, threshold: 3, direction: up}}
+- {name: t30-high, condition: {type: threshold, sensor: T30, op: ">", value: 1625}}
+- {name: p30-low, condition: {type: threshold, sensor: P30, op: "<", value: 550.5}}
+- {name: phi-low, condition: {type: threshold, sensor: phi, op: "<", value: 518.5}}
+- {name: htbleed-high, condition: {type: threshold, sensor: htBleed, op: ">", value: 400}}
+- {name: nc-high, condition: {type: threshold, sensor: Nc, op: ">", value: 9150}}
+- {name: t30-hot-for-10s, condition: {type: sustained, sensor: T30, op: ">", value: 1605, for: 10s}}
+- {name: bpr-high-3-of-5, condition: {type: sustained, sensor: BPR, op: ">", value: 8.55, k: 3, n: 5}}
+- {name: t30-rising-fast, condition: {type: rateOfChange, sensor: T30, window: 60s, op: ">", value: 20}}
+- {name: ps30-rising-fast, condition: {type: rateOfChange, sensor: Ps30, window: 30s, op: ">", value: 1.0}}
+- {name: t50-drift-up,
+   condition: {type: drift, sensor: T50, baselineSamples: 30, window: 30s, threshold: 3, direction: up}}
+- {name: w31-drift-down,
+   condition: {type: drift, sensor: W31, baselineSamples: 30, window: 30s, threshold: 3, direction: down}}
+- {name: p30-drift,
+   condition: {type: drift, sensor: P30, baselineSamples: 30, window: 30s, threshold: 4, direction: both}}
+- {name: hpc-health-index-30s,
+   condition: {type: healthIndex, model: fd001-health, window: 30s, op: ">", value: 0.5}}
+"""
+
+
+def bench_rules(line: str = LINE) -> list[LoadedRule]:
+    out = []
+    for spec in yaml.safe_load(_RULES_YAML):
+        rule = Rule.model_validate({"line": line, **spec})
+        model = source = None
+        if rule.condition.type == "healthIndex":
+            model, source = resolve_model(rule.condition.model, None)
+        out.append(LoadedRule(rule, "bench", model, source))
+    return out
+
+
+def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = bench_sub.add_parser(
+        "sentinel",
+        help="one pass of 20 rules over 10,000 units' 5 newest minutes, on a table and on one 10x larger",
+        description="Time one incremental sentinel pass (20 rules, every condition kind) over 5 minutes of"
+        " new 1 Hz data from --units units, on a table of 6 minutes and one of 60 minutes.",
+    )
+    add_common_arguments(p)
+    p.add_argument("--units", type=int, default=10_000, help="units on the line (default 10000)")
+    p.add_argument("--repeat", type=int, default=3, help="measured passes per table (default 3)")
+    p.add_argument("--scale", type=int, default=10, help="size of the large table vs the small (default 10)")
+    p.set_defaults(handler=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    if not 100 <= args.units <= 100_000:
+        raise DynolineError(f"--units must be between 100 and 100000, got {args.units}")
+    if not 1 <= args.repeat <= 20:
+        raise DynolineError(f"--repeat must be between 1 and 20, got {args.repeat}")
+    if not 2 <= args.scale <= 20:
+        raise DynolineError(f"--scale must be between 2 and 20, got {args.scale}")
+    emit(run(args.database_url, args.units, args.repeat, args.scale), args.json, render)
+    return 0
+
+
+def _column_expr(column: str, b: dict[str, Any]) -> sql.Composable:
+    mean, sd = FD001_MOMENTS[column]
+    if sd == 0:
+        return sql.Literal(mean)
+    b[f"m_{column}"], b[f"s_{column}"] = mean, sd
+    # Uniform noise of half FD001's spread per sample, plus a fixed per-unit offset of 0.3 of it
+    # (initial wear differs by unit); sqrt(12) turns a uniform on (-0.5, 0.5) into unit variance.
+    expr = sql.SQL(
+        "{m} + {s} * (1.732 * (random() - 0.5) + 1.039 * (((u * 7919 + {salt}) %% 1000) / 1000.0 - 0.5))"
+    ).format(m=sql.Placeholder(f"m_{column}"), s=sql.Placeholder(f"s_{column}"), salt=sql.Literal(len(b)))
+    if column in ("t50", "t30"):  # thermal runaway on 1% of units: +0.5 °R/s from the ramp start
+        expr = sql.SQL(
+            "{} + CASE WHEN u %% 100 = 7 AND s > %(ramp)s THEN 0.5 * (s - %(ramp)s) ELSE 0 END"
+        ).format(expr)
+    if column == "ps30":  # a step of +0.6 psia on 2% of units
+        expr = sql.SQL("{} + CASE WHEN u %% 50 = 3 AND s > %(step)s THEN 0.6 ELSE 0 END").format(expr)
+    return expr
+
+
+def fill(conn: Conn, units: int, seconds: int, new_from: int) -> float:
+    """Write `seconds` of 1 Hz samples for `units` units, in time order (as the simulator does)."""
+    params: dict[str, Any] = {}
+    values = [_column_expr(c, params) for c in SETTING_COLUMNS + SENSOR_COLUMNS]
+    statement = sql.SQL(
+        "INSERT INTO telemetry ({cols}) SELECT %(line)s, u, s + 1, %(t0)s + s * interval '1 second', {values}"
+        " FROM generate_series(%(s0)s::integer, %(s1)s::integer) AS s,"
+        " generate_series(0, %(units)s::integer - 1) AS u"
+    ).format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in TELEMETRY_COLUMNS),
+        values=sql.SQL(", ").join(values),
+    )
+    ensure_partitions(conn, T0, T0 + timedelta(seconds=seconds))
+    started = time.perf_counter()
+    for s0 in range(0, seconds, CHUNK_SECONDS):
+        conn.execute(
+            statement,
+            {**params, "line": LINE, "t0": T0, "s0": s0, "s1": min(seconds, s0 + CHUNK_SECONDS) - 1,
+             "units": units, "ramp": new_from + 60, "step": new_from + 120},
+        )  # fmt: skip
+        conn.commit()
+    conn.autocommit = True
+    try:
+        conn.execute("VACUUM ANALYZE telemetry")  # what autovacuum does for the older data of a running line
+    finally:
+        conn.autocommit = False
+    return time.perf_counter() - started
+
+
+def measure(conn: Conn, rules: Sequence[LoadedRule], new_from: int, repeat: int) -> Result:
+    """Warm-up pass over the minute before the new data, then `repeat` passes over the new 5 minutes."""
+    names = [r.rule.name for r in rules]
+    start = T0 + timedelta(seconds=new_from)
+    end = start + timedelta(seconds=NEW_SECONDS - 1)
+    conn.execute("DELETE FROM alerts WHERE line = %s", (LINE,))
+    conn.execute("DELETE FROM sentinel_baselines WHERE line = %s", (LINE,))
+    conn.execute("DELETE FROM sentinel_watermarks WHERE line = %s", (LINE,))
+    conn.execute("UPDATE unit_state SET quarantined = false WHERE line = %s", (LINE,))
+    conn.commit()
+    warm = run_line(conn, LINE, rules, until=start - timedelta(seconds=1), grace=timedelta(0),
+                    backfill=timedelta(seconds=60))  # fmt: skip
+    conn.execute("CREATE TEMPORARY TABLE IF NOT EXISTS bench_alerts AS SELECT * FROM alerts WITH NO DATA")
+    conn.execute("TRUNCATE bench_alerts")
+    conn.execute("INSERT INTO bench_alerts SELECT * FROM alerts WHERE line = %s", (LINE,))
+    conn.commit()
+    runs = []
+    for _ in range(repeat):
+        conn.execute("DELETE FROM alerts WHERE line = %s", (LINE,))
+        conn.execute("INSERT INTO alerts OVERRIDING SYSTEM VALUE SELECT * FROM bench_alerts")
+        conn.execute(
+            "UPDATE sentinel_watermarks SET evaluated_to = %s WHERE line = %s AND rule = ANY(%s)",
+            (warm.until, LINE, names),
+        )
+        conn.execute("UPDATE unit_state SET quarantined = false WHERE line = %s", (LINE,))
+        conn.commit()
+        runs.append(run_line(conn, LINE, rules, until=end, grace=timedelta(0), backfill=None))
+    seconds = [r.duration_seconds for r in runs]
+    last = runs[-1]
+    return {
+        "pass_seconds_median": round(statistics.median(seconds), 4),
+        "pass_seconds_runs": [round(s, 4) for s in seconds],
+        "samples_scanned": last.samples,
+        "units": last.units,
+        "alerts_opened": last.opened,
+        "alerts_opened_runs": [r.opened for r in runs],
+        "alerts_updated": last.updated,
+        "alerts_resolved": last.resolved,
+        "quarantined": len(last.quarantined),
+        "phases_seconds": {k: round(v / len(runs), 4) for k, v in _sum_phases(runs).items()},
+        "warmup": {
+            "samples": warm.samples,
+            "opened": warm.opened,
+            "seconds": round(warm.duration_seconds, 3),
+        },
+    }
+
+
+def _sum_phases(runs: Sequence[Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for r in runs:
+        for k, v in r.phases.items():
+            out[k] = out.get(k, 0.0) + v
+    return out
+
+
+def prototype_scan(conn: Conn) -> float:
+    """The prototype's check, `sensor_11 > 500` over the whole table: its cost follows the table size."""
+    started = time.perf_counter()
+    conn.execute("SELECT line, unit_id, ts, ps30 FROM telemetry WHERE ps30 > 500").fetchall()
+    return time.perf_counter() - started
+
+
+def run(url: str | None, units: int, repeat: int, scale: int) -> Result:
+    rules = bench_rules()
+    tables: dict[str, Result] = {}
+    info: Result = {}
+    for name, minutes in (("small", 6), ("large", 6 * scale)):
+        seconds = minutes * 60
+        new_from = seconds - NEW_SECONDS
+        with bench_database(url, f"dynoline_bench_sentinel_{name}") as db, connect(db.url) as conn:
+            if not info:
+                info = machine(conn)
+            log.info("filling %s table: %d units x %d s", name, units, seconds)
+            fill_seconds = fill(conn, units, seconds, new_from)
+            rows = units * seconds
+            result = measure(conn, rules, new_from, repeat)
+            result["prototype_full_scan_seconds"] = round(prototype_scan(conn), 4)
+            conn.commit()
+            tables[name] = {
+                "rows": rows,
+                "minutes": minutes,
+                "fill_seconds": round(fill_seconds, 1),
+                **result,
+            }
+    small, large = tables["small"]["pass_seconds_median"], tables["large"]["pass_seconds_median"]
+    ratio = large / small if small else math.inf
+    return {
+        "benchmark": "sentinel",
+        "rules": len(rules),
+        "rule_kinds": sorted({r.rule.condition.type for r in rules}),
+        "units": units,
+        "new_seconds": NEW_SECONDS,
+        "new_samples": units * NEW_SECONDS,
+        "pass_seconds": small,
+        "pass_seconds_large": large,
+        "large_over_small": round(ratio, 3),
+        "targets": {
+            "pass_seconds_max": TARGET_SECONDS,
+            "large_over_small_max": TARGET_RATIO,
+            "pass_met": small <= TARGET_SECONDS,
+            "ratio_met": ratio <= TARGET_RATIO,
+        },
+        "tables": tables,
+        "machine": info,
+    }
+
+
+def render(result: Result) -> str:
+    rows = [
+        (name, t["rows"], t["samples_scanned"], t["pass_seconds_median"], t["alerts_opened"],
+         t["prototype_full_scan_seconds"])
+        for name, t in result["tables"].items()
+    ]  # fmt: skip
+    out = [
+        f"sentinel: {result['rules']} rules over {result['units']} units,"
+        f" {result['new_samples']:,} new samples",
+        table(("table", "rows", "scanned", "pass s", "opened", "prototype scan s"), rows),
+        f"pass {result['pass_seconds']} s (target ≤ {TARGET_SECONDS}); large/small"
+        f" {result['large_over_small']} (target ≤ {TARGET_RATIO})",
+    ]
+    out.extend(machine_lines(result["machine"]))
+    return "\n".join(out)
