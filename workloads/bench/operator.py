@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import secrets
@@ -28,8 +29,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 from controllers.kube import Kube, connection_info
 from workloads.bench.harness import cpu_model, emit, memory_gib, percentile, table
@@ -55,6 +54,7 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def run_command(args: argparse.Namespace) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API request is noise here
     if not 1 <= args.lines <= 5000 or not 1 <= args.samples <= 1000:
         raise DynolineError("--lines must be 1..5000 and --samples 1..1000")
     with cluster(args.kubeconfig) as (kubeconfig, version):
@@ -104,6 +104,8 @@ def line(name: str) -> dict[str, Any]:
 
 
 async def measure(kubeconfig: str, lines: int, samples: int) -> Result:
+    import psutil  # a dev dependency; imported here so `dynoline --help` works without it
+
     os.environ["KUBECONFIG"] = kubeconfig
     kube = Kube.from_connection(connection_info())
     namespace = f"dynoline-bench-{secrets.token_hex(3)}"
@@ -174,6 +176,7 @@ async def measure(kubeconfig: str, lines: int, samples: int) -> Result:
         "peak_rss_mb": round(max(peak, rss) / 2**20, 1),
         "operator_cpu_s": round(cpu.user + cpu.system, 1),
         "machine": {
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
             "cpu_model": cpu_model(),
             "cores": os.cpu_count(),
             "memory_gib": memory_gib(),
@@ -252,7 +255,7 @@ async def one_line(
 
 
 async def wait_converged(
-    kube: Kube, namespace: str, names: set[str], process: psutil.Process, peak: int
+    kube: Kube, namespace: str, names: set[str], process: Any, peak: int
 ) -> tuple[int, int]:
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
