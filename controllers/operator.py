@@ -119,6 +119,8 @@ def run(namespaces: Sequence[str] = (), *, verbose: bool = False) -> int:
     configure(settings, config)
     # `dynoline` has configured logging already; one line per API request is too much at INFO.
     logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # kopf logs every handler call ("Handler 'job_event' succeeded.") per watch event; failures still show.
+    logging.getLogger("kopf.objects").setLevel(logging.DEBUG if verbose else logging.WARNING)
     kopf.run(
         settings=settings,
         memo=kopf.Memo(config=config),
