@@ -533,7 +533,7 @@ def outline(node: dict[str, Any], depth: int = 0) -> list[str]:
         lines.extend(outline(child, depth + 1))
     skipped = len(children) - len(executed)
     if skipped:
-        lines.append(f"{'  ' * (depth + 1)}… {skipped} more partition(s) never executed")
+        lines.append(f"{'  ' * (depth + 1)}… {skipped} more child plan(s) never executed")
     return lines
 
 
