@@ -143,9 +143,10 @@ def config_name(line: str) -> str:
     return f"{line}-config"
 
 
-def migration_job_name(line: str, image: str) -> str:
-    """One Job per (line, image): a new image runs its migrations again, an unchanged one never does."""
-    return f"{line}-migrate-{short_hash(image, 8)}"
+def migration_job_name(line: str, template: dict[str, Any]) -> str:
+    """One Job per (line, pod template): a new image or database runs the migrations again, an unchanged
+    one never does; and a Job's template is immutable, so a changed one must be a new Job."""
+    return f"{line}-migrate-{short_hash(canonical(template), 8)}"
 
 
 def line_file(name: str, spec: DynoLineSpec) -> str:
@@ -195,22 +196,18 @@ def migration_job(owner: Owner, spec: DynoLineSpec, settings: WorkloadSettings) 
         "securityContext": _container_security(),
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
     }
-    job_labels = labels(owner.name, MIGRATE, owner.name)
+    template = {
+        "metadata": {"labels": labels(owner.name, MIGRATE, owner.name)},
+        "spec": _pod_spec(settings, [container], restartPolicy="Never"),
+    }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            **_meta(owner, migration_job_name(owner.name, settings.image), MIGRATE, owner.name),
+            **_meta(owner, migration_job_name(owner.name, template), MIGRATE, owner.name),
             "annotations": {IMAGE_ANNOTATION: settings.image},
         },
-        "spec": {
-            "backoffLimit": 4,
-            "activeDeadlineSeconds": 900,
-            "template": {
-                "metadata": {"labels": job_labels},
-                "spec": _pod_spec(settings, [container], restartPolicy="Never"),
-            },
-        },
+        "spec": {"backoffLimit": 4, "activeDeadlineSeconds": 900, "template": template},
     }
 
 

@@ -12,6 +12,8 @@ import pytest
 from controllers import lines, manifests
 from controllers.context import Context
 from controllers.kube import Kube
+from controllers.manifests import WorkloadSettings
+from controllers.settings import OperatorConfig
 from controllers.store import Store
 from tests.api.conftest import IMAGE, Cluster, events_for, exists, obj
 
@@ -61,6 +63,12 @@ def condition(cluster: Cluster, kind: str, name: str = "line-a") -> tuple[str, s
     raise AssertionError(f"no {kind} condition in {status(cluster, name)}")
 
 
+def migration_job(cluster: Cluster, name: str = "line-a") -> str:
+    """The name of the line's current migration Job, as its status reports it."""
+    job: str = status(cluster, name)["migration"]["job"]
+    return job
+
+
 def complete_job(cluster: Cluster, name: str) -> None:
     """Stand in for the Job controller and the kubelet: the migration pod succeeded."""
     cluster.objects[JOBS, NS, name].patch(
@@ -93,7 +101,8 @@ async def test_create_makes_every_child_with_owner_references(
     created = await kube.create(line())
     assert await lines.reconcile(ctx, NS, "line-a") is None
 
-    job_name = manifests.migration_job_name("line-a", IMAGE)
+    job_name = migration_job(cluster)
+    assert job_name.startswith("line-a-migrate-")
     children = [obj(cluster, CM, NS, "line-a-config"), obj(cluster, SVC, NS, "line-a")]
     children += [obj(cluster, JOBS, NS, job_name), obj(cluster, STS, NS, "line-a")]
     for child in children:
@@ -112,7 +121,7 @@ async def test_migration_then_shards_then_ready(cluster: Cluster, kube: Kube, ct
     await kube.create(secret())
     await kube.create(line())
     await lines.reconcile(ctx, NS, "line-a")
-    complete_job(cluster, manifests.migration_job_name("line-a", IMAGE))
+    complete_job(cluster, migration_job(cluster))
 
     await lines.reconcile(ctx, NS, "line-a")
     assert obj(cluster, STS, NS, "line-a")["spec"]["replicas"] == 2
@@ -157,7 +166,7 @@ async def test_drift_is_repaired(cluster: Cluster, kube: Kube, ctx: Context) -> 
     await kube.create(secret())
     await kube.create(line())
     await lines.reconcile(ctx, NS, "line-a")
-    complete_job(cluster, manifests.migration_job_name("line-a", IMAGE))
+    complete_job(cluster, migration_job(cluster))
     await lines.reconcile(ctx, NS, "line-a")
     await kube.delete("ConfigMap", NS, "line-a-config")
     await kube.merge_patch("StatefulSet", NS, "line-a", {"spec": {"replicas": 7}})
@@ -172,7 +181,7 @@ async def test_pause_scales_to_zero_and_stays_ready(cluster: Cluster, kube: Kube
     await kube.create(secret())
     await kube.create(line(paused=True))
     await lines.reconcile(ctx, NS, "line-a")
-    complete_job(cluster, manifests.migration_job_name("line-a", IMAGE))
+    complete_job(cluster, migration_job(cluster))
     await lines.reconcile(ctx, NS, "line-a")
     assert obj(cluster, STS, NS, "line-a")["spec"]["replicas"] == 0
     ready_statefulset(cluster)
@@ -209,7 +218,7 @@ async def test_the_database_url_never_leaves_the_secret(cluster: Cluster, kube: 
     await kube.create(secret())
     await kube.create(line())
     await lines.reconcile(ctx, NS, "line-a")
-    complete_job(cluster, manifests.migration_job_name("line-a", IMAGE))
+    complete_job(cluster, migration_job(cluster))
     await lines.reconcile(ctx, NS, "line-a")
     written = [
         json.dumps(item.raw) for (res, _, _), item in cluster.objects.items() if res.plural != "secrets"
@@ -321,3 +330,33 @@ async def test_failed_purge_keeps_the_finalizer_and_says_why(
         await lines.reconcile(store_ctx(ctx, store), NS, "line-a")
     assert obj(cluster, DL, NS, "line-a")["metadata"]["finalizers"] == [lines.FINALIZER]
     assert [e["reason"] for e in events_for(cluster, "line-a")][-1] == "TelemetryCleanupFailed"
+
+
+async def test_a_new_image_migrates_first_while_the_shards_keep_the_old_one(
+    cluster: Cluster, kube: Kube, ctx: Context
+) -> None:
+    await kube.create(secret())
+    await kube.create(line())
+    await lines.reconcile(ctx, NS, "line-a")
+    complete_job(cluster, migration_job(cluster))
+    await lines.reconcile(ctx, NS, "line-a")
+    ready_statefulset(cluster)
+    await lines.reconcile(ctx, NS, "line-a")
+    old_job = migration_job(cluster)
+
+    new_image = "registry.example/dynoline:2.0.0"
+    upgraded = Context(
+        kube=ctx.kube, config=OperatorConfig(workload=WorkloadSettings(image=new_image)), metrics=ctx.metrics
+    )
+    await lines.reconcile(upgraded, NS, "line-a")
+    new_job = migration_job(cluster)
+    assert new_job != old_job and not exists(cluster, JOBS, NS, old_job)  # the superseded Job is deleted
+    image = obj(cluster, STS, NS, "line-a")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == IMAGE  # no shard runs an image whose migrations have not run
+    assert condition(cluster, "Progressing") == ("True", "Migrating")
+    assert condition(cluster, "Ready") == ("True", "ShardsStreaming")
+
+    complete_job(cluster, new_job)
+    await lines.reconcile(upgraded, NS, "line-a")
+    image = obj(cluster, STS, NS, "line-a")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == new_image and status(cluster)["migration"]["completedImage"] == new_image

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from controllers.manifests import CONFIG_HASH, migration_job_name
+from controllers.manifests import CONFIG_HASH
 from tests.envtest.controlplane import ControlPlane
 from tests.integration.operator_harness import (  # noqa: F401
     EXAMPLES,
@@ -36,7 +36,7 @@ def children(cp: ControlPlane, namespace: str, line: str) -> dict[str, bool]:
     return {
         "configmap": get(cp, "configmap", namespace, f"{line}-config") is not None,
         "service": get(cp, "service", namespace, line) is not None,
-        "job": get(cp, "job", namespace, migration_job_name(line, IMAGE)) is not None,
+        "job": bool(items(cp, "jobs", namespace, f"{MIGRATE},app.kubernetes.io/instance={line}")),
         "statefulset": get(cp, "statefulset", namespace, line) is not None,
     }
 

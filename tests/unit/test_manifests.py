@@ -172,14 +172,19 @@ def test_config_hash_rolls_pods_only_for_streaming_settings() -> None:
         assert hash_of(line_spec(**same)) == base, same
 
 
-def test_migration_job_is_named_by_image() -> None:
+def test_migration_job_is_named_by_its_pod_template() -> None:
     spec = line_spec()
     job = manifests.migration_job(LINE, spec, SETTINGS)
-    assert job["metadata"]["name"] == manifests.migration_job_name("line-a", SETTINGS.image)
+    assert job["metadata"]["name"] == manifests.migration_job_name("line-a", job["spec"]["template"])
+    assert job["metadata"]["annotations"]["dynoline.dev/image"] == SETTINGS.image
     assert containers(job)[0]["args"] == ["db", "migrate"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
-    other = manifests.migration_job(LINE, spec, WorkloadSettings(image="registry.example/dynoline:1.2.4"))
-    assert other["metadata"]["name"] != job["metadata"]["name"]
+    again = manifests.migration_job(LINE, line_spec(units=50, shards=5), SETTINGS)
+    assert again["metadata"]["name"] == job["metadata"]["name"]  # line settings do not re-migrate
+    image = manifests.migration_job(LINE, spec, WorkloadSettings(image="registry.example/dynoline:1.2.4"))
+    other_db = manifests.migration_job(LINE, line_spec(database={"secretRef": {"name": "db-2"}}), SETTINGS)
+    names = {job["metadata"]["name"], image["metadata"]["name"], other_db["metadata"]["name"]}
+    assert len(names) == 3  # a new image or a new database: a new Job (a Job's template is immutable)
     assert len(job["metadata"]["name"]) <= 63 - (40 - len("line-a"))  # a 40-character line still fits
 
 
