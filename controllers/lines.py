@@ -166,11 +166,11 @@ def _store_degraded(store_error: str | None) -> Observed:
     return Observed(DEGRADED, "False", "AsExpected", "")
 
 
-def invalid_spec(message: str) -> list[Observed]:
+def invalid_spec(message: str, reason: str = "InvalidSpec") -> list[Observed]:
     return [
-        Observed(READY, "False", "InvalidSpec", message),
-        Observed(PROGRESSING, "False", "InvalidSpec", message),
-        Observed(DEGRADED, "True", "InvalidSpec", message),
+        Observed(READY, "False", reason, message),
+        Observed(PROGRESSING, "False", reason, message),
+        Observed(DEGRADED, "True", reason, message),
     ]
 
 

@@ -159,3 +159,14 @@ async def test_open_alerts_are_counted_in_the_store(
     await rules.reconcile(sctx, NS, "hpc-overheat")
     assert status(cluster)["openAlerts"] == 0
     assert [e["reason"] for e in events_for(cluster, "hpc-overheat")][-1] == "AlertsCleared"
+
+
+async def test_a_model_file_the_pod_cannot_have_is_reported(
+    cluster: Cluster, kube: Kube, ctx: Context
+) -> None:
+    await kube.create(line())
+    condition_spec = {"type": "healthIndex", "model": "models/mine.json", "value": 0.8}
+    await kube.create(rule(condition=condition_spec))
+    assert await rules.reconcile(ctx, NS, "hpc-overheat") is None
+    assert condition(cluster, "Ready") == ("False", "ModelFileUnavailable")
+    assert not exists(cluster, CRON, NS, "sentinel-hpc-overheat")
