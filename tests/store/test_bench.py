@@ -76,11 +76,15 @@ def test_ingest_reports_every_method_with_the_rows_it_stored(
         "30",
         "--seed-insert-rows",
         "40",
+        "--rounds",
+        "2",
     )
     methods = {"seed_insert", "executemany", "copy", "server_copy"}
     assert set(r["rows_per_s"]) == methods
     assert all(v > 0 for v in r["rows_per_s"].values())
     assert r["rows"] == {"seed_insert": 40, "executemany": 3000, "copy": 3000, "server_copy": 3000}
+    assert r["rounds"] == 2
+    assert all(len(r["rows_per_s_by_round"][m]) == 2 for m in methods)
     assert set(r["ratios"]) >= {"copy_vs_seed_insert", "copy_vs_server_copy"}
     assert r["ratios"]["copy_vs_seed_insert"] == pytest.approx(
         r["rows_per_s"]["copy"] / r["rows_per_s"]["seed_insert"], rel=0.01
@@ -106,6 +110,8 @@ def test_ingest_rounds_rows_up_to_whole_ticks(capsys: pytest.CaptureFixture[str]
         "10",
         "--seed-insert-rows",
         "1000",
+        "--rounds",
+        "1",
     )
     assert r["ticks"] == 10
     assert r["rows"] == {"seed_insert": 100, "executemany": 100, "copy": 100, "server_copy": 100}
@@ -207,6 +213,7 @@ def test_stream_writes_everything_it_generates(capsys: pytest.CaptureFixture[str
     [
         (["ingest", "--rows", "5", "--units", "10"], "--rows 5 must be at least --units 10"),
         (["ingest", "--units", "0"], "--units must be at least 1"),
+        (["ingest", "--rounds", "0"], "--rounds must be between 1 and 20"),
         (["query", "--units", "0"], "--units must be between 1 and 100000"),
         (["query", "--units", "10", "--rows", "9"], "--rows 9 must be at least --units 10"),
         (["stream", "--seconds", "0"], "--seconds must be a positive number"),

@@ -18,9 +18,11 @@ import argparse
 import logging
 import math
 import shlex
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -77,6 +79,9 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         default=5000,
         help="rows for the one-commit-per-row baseline, a prefix of the data (default 5000)",
     )
+    p.add_argument(
+        "--rounds", type=int, default=3, help="rounds of all methods; figures are medians (default 3)"
+    )
     p.set_defaults(handler=run_command)
 
 
@@ -87,38 +92,56 @@ def run_command(args: argparse.Namespace) -> int:
         raise DynolineError(f"--rows {args.rows} must be at least --units {args.units}")
     if args.seed_insert_rows < 1:
         raise DynolineError(f"--seed-insert-rows must be at least 1, got {args.seed_insert_rows}")
-    result = run(args.database_url, args.rows, args.units, args.seed_insert_rows)
+    if not 1 <= args.rounds <= 20:
+        raise DynolineError(f"--rounds must be between 1 and 20, got {args.rounds}")
+    result = run(args.database_url, args.rows, args.units, args.seed_insert_rows, args.rounds)
     emit(result, args.json, render)
     return 0
 
 
-def run(url: str | None, rows: int, units: int, seed_rows: int) -> Result:
+def round_order(rnd: int) -> tuple[str, ...]:
+    """Each round starts with a different method (round 0 with `copy`, which makes the data)."""
+    base = ("copy", "server_copy", "executemany", "seed_insert")
+    return base[rnd % 4 :] + base[: rnd % 4]
+
+
+def run(url: str | None, rows: int, units: int, seed_rows: int, rounds: int = 3) -> Result:
     ticks = math.ceil(rows / units)
     total = ticks * units
     seed_rows = min(seed_rows, total)
     notes: list[str] = []
-    seconds: dict[str, float | None] = dict.fromkeys(METHODS)
+    seconds: dict[str, list[float]] = {m: [] for m in METHODS}
     stored: dict[str, int | None] = dict.fromkeys(METHODS)
     with bench_database(url, SCHEMA) as db, connect(db.url, autocommit=True) as conn:
         info = machine(conn)
-        seconds["copy"], stored["copy"] = simulator_copy(db, units, ticks)
-        check_count(conn, total, "copy")
-        data = fetch_rows(conn)
-        server_file = write_server_file(conn, notes)
+        data: list[Row] = []
+        server_file: str | None = None
         try:
-            if server_file is not None:
-                fresh(conn)
-                seconds["server_copy"] = timed(lambda: server_copy(conn, server_file))
-                stored["server_copy"] = check_count(conn, total, "server_copy")
+            for rnd in range(rounds):
+                for method in round_order(rnd):
+                    fresh(conn)
+                    if method == "copy":
+                        spent, stored["copy"] = simulator_copy(db, units, ticks, rnd)
+                        seconds["copy"].append(spent)
+                        check_count(conn, total, "copy")
+                        if rnd == 0:
+                            data = fetch_rows(conn)
+                            server_file = write_server_file(conn, notes)
+                    elif method == "server_copy":
+                        if server_file is None:
+                            continue
+                        seconds[method].append(timed(server_copy, conn, server_file))
+                        stored[method] = check_count(conn, total, method)
+                    elif method == "executemany":
+                        seconds[method].append(timed(executemany, db.url, data))
+                        stored[method] = check_count(conn, total, method)
+                    else:
+                        seconds[method].append(timed(seed_insert, db.url, data[:seed_rows]))
+                        stored[method] = check_count(conn, seed_rows, method)
+                log.info("round %d of %d done", rnd + 1, rounds)
         finally:
             if server_file is not None:
                 remove_server_file(conn, server_file, db)
-        fresh(conn)
-        seconds["executemany"] = timed(lambda: executemany(db.url, data))
-        stored["executemany"] = check_count(conn, total, "executemany")
-        fresh(conn)
-        seconds["seed_insert"] = timed(lambda: seed_insert(db.url, data[:seed_rows]))
-        stored["seed_insert"] = check_count(conn, seed_rows, "seed_insert")
         database = db.describe()
     if seed_rows < total:
         notes.append(
@@ -129,11 +152,16 @@ def run(url: str | None, rows: int, units: int, seed_rows: int) -> Result:
         "copy includes generating the rows (C-MAPSS FD001 replay); the other methods are given the same"
         " rows already in memory (server_copy: already in a server-side binary COPY file)"
     )
+    if rounds > 1:
+        notes.append(
+            f"each figure is the median of {rounds} rounds; every round runs all methods, each starting"
+            " from an empty table, in a rotated order"
+        )
     return summarise(seconds, stored, total, units, ticks, notes, database, info)
 
 
 def summarise(
-    seconds: dict[str, float | None],
+    seconds: dict[str, list[float]],
     stored: dict[str, int | None],
     total: int,
     units: int,
@@ -143,9 +171,11 @@ def summarise(
     info: Result,
 ) -> Result:
     """The JSON result: rates, ratios measured in this run, targets. Pure, so tests can check it."""
+    per_round: dict[str, list[float]] = {
+        m: [round(rate(n, s)) for s in seconds[m]] if (n := stored[m]) is not None else [] for m in METHODS
+    }
     per_s: dict[str, float | None] = {
-        m: round(rate(n, s)) if (n is not None and s is not None) else None
-        for m, s, n in ((m, seconds[m], stored[m]) for m in METHODS)
+        m: round(statistics.median(r)) if r else None for m, r in per_round.items()
     }
     vs_seed = ratio(per_s["copy"], per_s["seed_insert"])
     vs_server = ratio(per_s["copy"], per_s["server_copy"])
@@ -169,7 +199,9 @@ def summarise(
             "copy_vs_server_copy_met": vs_server is not None and vs_server >= TARGET_VS_SERVER,
         },
         "rows": stored,
-        "seconds": {m: round(s, 3) if s is not None else None for m, s in seconds.items()},
+        "seconds": {m: round(statistics.median(s), 3) if s else None for m, s in seconds.items()},
+        "rounds": len(seconds["copy"]),
+        "rows_per_s_by_round": per_round,
         "notes": notes,
         "machine": info,
     }
@@ -182,7 +214,7 @@ def _round(x: float | None) -> float | None:
 # ------------------------------------------------------------------ the methods
 
 
-def simulator_copy(db: BenchDatabase, units: int, ticks: int) -> tuple[float, int]:
+def simulator_copy(db: BenchDatabase, units: int, ticks: int, rnd: int = 0) -> tuple[float, int]:
     """The simulator's own backfill: its generator and writer threads, its batches, its COPY."""
     from workloads.simulator.config import SimulatorConfig
     from workloads.simulator.runner import Simulator
@@ -194,7 +226,7 @@ def simulator_copy(db: BenchDatabase, units: int, ticks: int) -> tuple[float, in
         pace=False,
         ticks=ticks,
         metrics_port=0,
-        spool=db.workdir / "spool",
+        spool=db.workdir / f"spool-{rnd}",
     )
     stats = Simulator(config, db.url).run()
     if stats.written != units * ticks or stats.spooled:
@@ -278,9 +310,9 @@ def check_count(conn: Conn, expected: int, method: str) -> int:
     return found
 
 
-def timed(fn: Callable[[], object]) -> float:
+def timed(fn: Callable[..., object], *args: Any) -> float:
     began = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - began
 
 
@@ -290,12 +322,27 @@ def timed(fn: Callable[[], object]) -> float:
 def render(r: Result) -> str:
     per_s, n, s = r["rows_per_s"], r["rows"], r["seconds"]
     seed, server = per_s["seed_insert"], per_s["server_copy"]
-    rows = [[m, n[m], s[m], per_s[m], ratio(per_s[m], seed), _pct(ratio(per_s[m], server))] for m in METHODS]
+    by_round = r["rows_per_s_by_round"]
+    rows = [
+        [
+            m,
+            n[m],
+            s[m],
+            per_s[m],
+            ratio(per_s[m], seed),
+            _pct(ratio(per_s[m], server)),
+            " ".join(f"{v:,.0f}" for v in by_round[m]),
+        ]
+        for m in METHODS
+    ]
     t = r["targets"]
     lines = [
         f"dynoline bench ingest: {r['units']:,} units x {r['ticks']:,} ticks into {r['database']}",
         "",
-        table(["method", "rows", "seconds", "rows/s", "x seed_insert", "% of server_copy"], rows),
+        table(
+            ["method", "rows", "seconds", "rows/s", "x seed_insert", "% of server_copy", "rows/s by round"],
+            rows,
+        ),
         "",
         f"copy vs seed_insert: {r['ratios']['copy_vs_seed_insert']}x"
         f" (target ≥ {t['copy_vs_seed_insert_min']:g}x: {_met(t['copy_vs_seed_insert_met'])})",
