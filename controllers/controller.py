@@ -61,21 +61,21 @@ class Controller:
         if key is None:
             return
         own = kind in (lines.KIND, rules.KIND)
-        if own:
-            if event_type == "DELETED":
-                self._drop(key)
-                return
+        deleted = event_type == "DELETED"
+        if own and deleted:
+            self._drop(key)
+        elif own:
             self.known.add(key)
             if kind == rules.KIND:
                 self._index_rule(key, body)
-        if event_type is not None and event_type != "DELETED" and self.ctx.writes.is_own(kind, body):
+        if event_type is not None and not deleted and self.ctx.writes.is_own(kind, body):
             return  # the echo of our own apply or status write
-        if event_type == "DELETED" and not own:
+        if deleted and not own:
             meta = body.get("metadata") or {}
             self.ctx.writes.forget(kind, meta.get("namespace", ""), meta.get("name", ""))
         self.queue.add(key)
         if kind == lines.KIND:
-            # Rules waiting for this line (LineNotFound) or using its Secret look again.
+            # Rules waiting for this line (LineNotFound), using its Secret, or losing it look again.
             for rule in self._rules_of_line.get((key[1], key[2]), set()):
                 self.queue.add((rules.KIND, key[1], rule))
         self.ctx.metrics.queue_depth.set(len(self.queue))
@@ -99,7 +99,6 @@ class Controller:
         else:
             self.ctx.metrics.set_state(lines.CONTROLLER, (key[1], key[2]), None)
         # The deletion may still need work (a finalizer); a reconcile of a gone object is cheap.
-        self.queue.add(key)
 
     # -------------------------------------------------------------------------------------- running
 

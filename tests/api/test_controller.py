@@ -145,8 +145,13 @@ async def test_a_line_event_wakes_the_rules_that_use_it(kube: Kube, ctx: Context
     controller.queue.start()
     controller.observe("DynoLine", "ADDED", {"metadata": {"name": "line-a", "namespace": NS}})
     await controller.queue.wait_idle()
-    await controller.queue.stop()
     assert ("SentinelRule", NS, "r1") in seen and ("DynoLine", NS, "line-a") in seen
+    seen.clear()
+    controller.observe("DynoLine", "DELETED", {"metadata": {"name": "line-a", "namespace": NS}})
+    await controller.queue.wait_idle()
+    await controller.queue.stop()
+    assert ("SentinelRule", NS, "r1") in seen  # a rule whose line is gone must suspend its CronJob
+    assert ("DynoLine", NS, "line-a") not in controller.known
 
 
 def test_settings_from_environment() -> None:
