@@ -75,12 +75,12 @@ def test_scan_binds_every_value_and_names_only_catalogue_columns() -> None:
 
 def test_scan_reads_back_only_what_the_rules_need() -> None:
     threshold = compiler.scan("l", [loaded(CONDITIONS[0])], SINCE, UNTIL)
-    assert threshold.scan_from == SINCE  # per-sample kinds read only the new samples
-    assert 'FILTER (WHERE "ts" >' not in text(threshold.query)
-    windowed = compiler.scan("l", [loaded(CONDITIONS[3])], UNTIL - timedelta(seconds=10), UNTIL)
-    assert windowed.scan_from == UNTIL - timedelta(seconds=45)  # the trailing window
+    assert threshold.tail_from is None and " tail AS " not in text(threshold.query)
+    windowed = compiler.scan("l", [loaded(CONDITIONS[3]), loaded(CONDITIONS[5], "h")], SINCE, UNTIL)
+    assert windowed.tail_from == UNTIL - timedelta(seconds=45)  # the longest trailing window
+    assert UNTIL - timedelta(seconds=15) in windowed.params.values()  # the shorter one, as a filter
     sustained = compiler.scan("l", [loaded(CONDITIONS[1])], SINCE, UNTIL)
-    assert sustained.scan_from == SINCE - timedelta(seconds=60)  # two `for` spans of look-back
+    assert sustained.tail_from is None  # its pre-filter needs no look-back; the exact check has its own
 
 
 def test_identical_aggregates_are_shared_between_rules() -> None:
@@ -93,8 +93,9 @@ def test_identical_aggregates_are_shared_between_rules() -> None:
 
 def test_detail_and_sustained_bind_values_too() -> None:
     rules = [loaded(CONDITIONS[0]), loaded(CONDITIONS[1])]
-    d = compiler.detail("l", rules, [1, 2], SINCE, UNTIL)
-    assert "1431.25" not in text(d.query) and 1431.25 in d.params.values() and [1, 2] in d.params.values()
+    d = compiler.detail("l", rules, [[1, 2], [2]], SINCE, UNTIL)
+    assert "1431.25" not in text(d.query) and 1431.25 in d.params.values()
+    assert [1, 2] in d.params.values() and [1, 3] in d.params.values()  # units, and their rule bit masks
     for cond in CONDITIONS[1:3]:
         s = compiler.sustained("l", loaded(cond), [4], SINCE, UNTIL)
         assert str(cond["value"]) not in text(s.query) and cond["value"] in s.params.values()

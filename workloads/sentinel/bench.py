@@ -208,6 +208,7 @@ def measure(conn: Conn, rules: Sequence[LoadedRule], new_from: int, repeat: int)
         "units": last.units,
         "alerts_opened": last.opened,
         "alerts_opened_runs": [r.opened for r in runs],
+        "alerts_opened_by_rule": dict(sorted(last.opened_by_rule.items())),
         "alerts_updated": last.updated,
         "alerts_resolved": last.resolved,
         "quarantined": len(last.quarantined),

@@ -35,7 +35,6 @@ from workloads.sentinel.rules import LoadedRule
 
 Params = dict[str, Any]
 _OPS = {">": sql.SQL(">"), ">=": sql.SQL(">="), "<": sql.SQL("<"), "<=": sql.SQL("<=")}
-_TS = sql.Identifier("ts")
 Z_FLOOR = 1e-6  # smallest baseline standard deviation used as a divisor (a constant channel)
 
 
@@ -56,34 +55,35 @@ def window_seconds(rule: LoadedRule) -> float:
     return 0.0
 
 
-def lookback_seconds(rule: LoadedRule) -> float:
-    """How far before `since` a pass must read for this rule to be exact."""
-    cond = rule.rule.condition
-    if isinstance(cond, SustainedCondition) and cond.for_ is not None:
-        return 2 * seconds(cond.for_)
-    return 0.0
-
-
 class _Binder:
     """Collects bound parameters under generated names, and deduplicates aggregate columns."""
 
     def __init__(self) -> None:
         self.params: Params = {}
-        self.aggs: list[sql.Composable] = []
+        self.fresh: list[sql.Composable] = []  # aggregates over the new samples
+        self.tail: list[sql.Composable] = []  # aggregates over the trailing window
         self._agg_alias: dict[object, str] = {}
+        self._tail_aliases: list[str] = []
 
     def bind(self, value: object) -> sql.Placeholder:
         name = f"p{len(self.params)}"
         self.params[name] = value
         return sql.Placeholder(name)
 
-    def agg(self, key: object, build: Any) -> sql.Identifier:
+    def agg(self, key: object, build: Any, *, tail: bool = False) -> sql.Identifier:
         alias = self._agg_alias.get(key)
         if alias is None:
             alias = f"a{len(self._agg_alias)}"
             self._agg_alias[key] = alias
-            self.aggs.append(sql.SQL("{} AS {}").format(build(), sql.Identifier(alias)))
+            (self.tail if tail else self.fresh).append(
+                sql.SQL("{} AS {}").format(build(), sql.Identifier(alias))
+            )
+            if tail:
+                self._tail_aliases.append(alias)
         return sql.Identifier(alias)
+
+    def tail_aliases(self) -> list[str]:
+        return list(self._tail_aliases)
 
 
 @dataclass(frozen=True)
@@ -94,40 +94,34 @@ class Scan:
     params: Params
     rules: tuple[LoadedRule, ...]
     baseline_sizes: tuple[int, ...]
-    scan_from: datetime
+    tail_from: datetime | None  # start of the trailing window the windowed kinds read (None: none)
     # Output columns: unit_id, last_ts, n_new, restart_ts, open_rules, then per baseline size N
     # `b{N}` (baseline state), then per rule i `s{i}` (statistic) and `f{i}` (fired / candidate),
     # then `total_samples`, `total_units` (same on every row; a row with NULL unit_id when none matter).
 
 
 def scan(line: str, rules: Sequence[LoadedRule], since: datetime, until: datetime) -> Scan:
-    """One aggregate over `(scan_from, until]` of `line`: all rules of a watermark group at once."""
+    """Two aggregates per unit: one over the new samples `(since, until]` for the per-sample kinds, one
+    over the trailing window `(until - longest window, until]` for the windowed kinds; joined, judged,
+    and filtered down to the units where a rule fired or an alert is open."""
     if not rules:
         raise ValueError("scan needs at least one rule")
     b = _Binder()
     p_line = b.bind(line)
     p_since = b.bind(since)
     p_until = b.bind(until)
-    back = max(max(window_seconds(r) for r in rules), 0.0)
-    look = max(lookback_seconds(r) for r in rules)
-    scan_from = min(since - timedelta(seconds=look), until - timedelta(seconds=back))
-    p_from = b.bind(scan_from)
-    exact = scan_from >= since  # nothing but new samples is read: no FILTER needed for "new"
-
-    def new_only(cond: sql.Composable | None = None) -> sql.Composable:
-        parts: list[sql.Composable] = [] if exact else [sql.SQL("{} > {}").format(_TS, p_since)]
-        if cond is not None:
-            parts.append(cond)
-        if not parts:
-            return sql.SQL("")
-        return sql.SQL(" FILTER (WHERE {})").format(sql.SQL(" AND ").join(parts))
-
+    back = max(window_seconds(r) for r in rules)
+    tail_from = until - timedelta(seconds=back) if back else None
     window_from: dict[float, sql.Placeholder] = {}
 
     def trailing(span: float) -> sql.Placeholder:
         if span not in window_from:
             window_from[span] = b.bind(until - timedelta(seconds=span))
         return window_from[span]
+
+    def window_filter(span: float) -> sql.Composable:
+        # the whole tail scan is the longest window: no filter needed for it
+        return sql.SQL("") if span == back else sql.SQL(" FILTER (WHERE ts > {})").format(trailing(span))
 
     sizes = sorted(
         {r.rule.condition.baseline_samples for r in rules if isinstance(r.rule.condition, DriftCondition)}
@@ -145,49 +139,51 @@ def scan(line: str, rules: Sequence[LoadedRule], since: datetime, until: datetim
             col = sql.Identifier(col_name)
             fn = sql.SQL("max") if upward(op) else sql.SQL("min")
             stat = b.agg(
-                ("extreme", col_name, upward(op)),
-                lambda fn=fn, col=col: sql.SQL("{}({}){}").format(fn, col, new_only()),
+                ("extreme", col_name, upward(op)), lambda fn=fn, col=col: sql.SQL("{}({})").format(fn, col)
             )
             fired = sql.SQL("{} {} {}").format(stat, op_sql(op), p_bound)
             if isinstance(cond, SustainedCondition) and cond.for_ is not None:
+                # A run that held `for` at some new sample either began before `since` (then the first
+                # new sample fires) or inside the new samples (then they span `for`): a sound pre-filter
+                # that needs no look-back; the exact check runs for the candidates only.
                 test = sql.SQL("{} {} {}").format(col, op_sql(op), p_bound)
                 first_fire = b.agg(
-                    ("first_fire", i), lambda test=test: sql.SQL("min(ts) FILTER (WHERE {})").format(test)
+                    ("first_fire", i), lambda t=test: sql.SQL("min(ts) FILTER (WHERE {})").format(t)
                 )
                 last_fire = b.agg(
-                    ("last_fire", i), lambda test=test: sql.SQL("max(ts){}").format(new_only(test))
+                    ("last_fire", i), lambda t=test: sql.SQL("max(ts) FILTER (WHERE {})").format(t)
                 )
                 span = b.bind(timedelta(seconds=seconds(cond.for_)))
-                fired = sql.SQL("({} AND {} <= {} - {})").format(fired, first_fire, last_fire, span)
+                fired = sql.SQL("({} AND ({} = first_ts OR {} - {} >= {}))").format(
+                    fired, first_fire, last_fire, first_fire, span
+                )
         elif isinstance(cond, RateOfChangeCondition):
             col_name = sensor(cond.sensor).column
             col = sql.Identifier(col_name)
             w = seconds(cond.window)
-            start = trailing(w)
+            flt = window_filter(w)
             slope = b.agg(
                 ("slope", col_name, w),
-                lambda col=col, start=start: sql.SQL(
-                    "regr_slope({}, date_part('epoch', ts)) FILTER (WHERE ts > {})"
-                ).format(col, start),
+                lambda col=col, flt=flt: sql.SQL("regr_slope({}, date_part('epoch', ts)){}").format(col, flt),
+                tail=True,
             )
-            count = _window_count(b, w, start)
-            oldest = b.agg(
-                ("oldest", w), lambda start=start: sql.SQL("min(ts) FILTER (WHERE ts > {})").format(start)
-            )
+            count = b.agg(("count", w), lambda flt=flt: sql.SQL("count(*){}").format(flt), tail=True)
+            oldest = b.agg(("oldest", w), lambda flt=flt: sql.SQL("min(ts){}").format(flt), tail=True)
             # Judged only once the samples cover at least half the window: a slope fitted over the
             # first few samples of a unit's life would be extrapolated far beyond what was seen.
             stat = sql.SQL(
-                "CASE WHEN {n} >= 3 AND n_new > 0 AND last_ts - {oldest} >= {half} THEN {slope} * {w} END"
+                "CASE WHEN {n} >= 3 AND last_ts - {oldest} >= {half} THEN {slope} * {w} END"
             ).format(n=count, oldest=oldest, half=b.bind(timedelta(seconds=w / 2)), slope=slope, w=b.bind(w))
             fired = sql.SQL("{} {} {}").format(stat, op_sql(op), p_bound)
         elif isinstance(cond, DriftCondition):
             col_name = sensor(cond.sensor).column
             col = sql.Identifier(col_name)
             w = seconds(cond.window)
-            start = trailing(w)
+            flt = window_filter(w)
             mean = b.agg(
                 ("mean", col_name, w),
-                lambda col=col, start=start: sql.SQL("avg({}) FILTER (WHERE ts > {})").format(col, start),
+                lambda col=col, flt=flt: sql.SQL("avg({}){}").format(col, flt),
+                tail=True,
             )
             n = cond.baseline_samples
             idx = b.bind(sensor(cond.sensor).index)
@@ -198,24 +194,20 @@ def scan(line: str, rules: Sequence[LoadedRule], since: datetime, until: datetim
             )
             signed = {"up": z, "down": sql.SQL("(-{})").format(z), "both": sql.SQL("abs({})").format(z)}
             state = sql.Identifier(f"b{n}")
-            stat = sql.SQL("CASE WHEN {} = 'ready' AND n_new > 0 THEN {} END").format(
-                state, signed[cond.direction]
-            )
+            stat = sql.SQL("CASE WHEN {} = 'ready' THEN {} END").format(state, signed[cond.direction])
             fired = sql.SQL("{} > {}").format(stat, p_bound)
         elif isinstance(cond, HealthIndexCondition):
             assert loaded.model is not None, "health-index rules are loaded with their model"
             w = seconds(cond.window)
-            start = trailing(w)
+            flt = window_filter(w)
             terms = [
-                sql.SQL("{} * ({} - {})").format(b.bind(a), sql.Identifier(col_name), b.bind(center))
-                for col_name, center, a in loaded.model.terms()
+                sql.SQL("{} * ({} - {})").format(b.bind(a), sql.Identifier(column_name), b.bind(center))
+                for column_name, center, a in loaded.model.terms()
             ]
             expr = sql.SQL("{} + {}").format(b.bind(loaded.model.intercept), sql.SQL(" + ").join(terms))
-            score = b.agg(
-                ("hi", i),
-                lambda expr=expr, start=start: sql.SQL("avg({}) FILTER (WHERE ts > {})").format(expr, start),
+            stat = b.agg(
+                ("hi", i), lambda expr=expr, flt=flt: sql.SQL("avg({}){}").format(expr, flt), tail=True
             )
-            stat = sql.SQL("CASE WHEN n_new > 0 THEN {} END").format(score)
             fired = sql.SQL("{} {} {}").format(stat, op_sql(op), p_bound)
         else:  # pragma: no cover - the discriminated union is exhaustive
             raise TypeError(f"unknown condition {type(cond).__name__}")
@@ -261,13 +253,27 @@ def scan(line: str, rules: Sequence[LoadedRule], since: datetime, until: datetim
     relevant.append(sql.SQL("open_rules IS NOT NULL"))
     relevant.extend(sql.SQL("{} <> 'ready'").format(sql.Identifier(f"b{n}")) for n in sizes)
 
-    rule_names = b.bind([r.rule.name for r in rules])
+    restart = sql.SQL(
+        ", max(ts) FILTER (WHERE cycle = 1) AS restart_ts" if sizes else ", NULL::timestamptz AS restart_ts"
+    )
+    tail_cte: sql.Composable = sql.SQL("")
+    agg_cte: sql.Composable = sql.SQL(" agg AS (SELECT * FROM fresh),")
+    if b.tail:
+        assert tail_from is not None
+        tail_cte = sql.SQL(
+            " tail AS (SELECT unit_id, {aggs} FROM telemetry WHERE line = {line} AND ts > {start}"
+            " AND ts <= {until} GROUP BY unit_id),"
+        ).format(aggs=sql.SQL(", ").join(b.tail), line=p_line, start=b.bind(tail_from), until=p_until)
+        tail_cols = sql.SQL(", ").join(sql.Identifier(c) for c in b.tail_aliases())
+        agg_cte = sql.SQL(" agg AS (SELECT fresh.*, {} FROM fresh LEFT JOIN tail USING (unit_id)),").format(
+            tail_cols
+        )
     query = sql.SQL(
-        "WITH agg AS ("
-        "SELECT unit_id, max(ts) AS last_ts, count(*){new} AS n_new,"
-        " max(ts) FILTER (WHERE cycle = 1) AS restart_ts{aggs}"
-        " FROM telemetry WHERE line = {line} AND ts > {scan_from} AND ts <= {until}"
+        "WITH fresh AS ("
+        "SELECT unit_id, max(ts) AS last_ts, min(ts) AS first_ts, count(*) AS n_new{restart}{aggs}"
+        " FROM telemetry WHERE line = {line} AND ts > {since} AND ts <= {until}"
         " GROUP BY unit_id),"
+        "{tail_cte}{agg_cte}"
         " open AS (SELECT unit_id, array_agg(rule) AS open_rules FROM alerts"
         " WHERE line = {line} AND resolved_at IS NULL AND rule = ANY({rules}::text[]) GROUP BY unit_id),"
         " joined AS (SELECT agg.*, open.open_rules{bcols} FROM agg LEFT JOIN open USING (unit_id){bjoins}),"
@@ -275,16 +281,18 @@ def scan(line: str, rules: Sequence[LoadedRule], since: datetime, until: datetim
         " judged AS (SELECT unit_id, last_ts, n_new, restart_ts, open_rules{bnames}, {stats}, {fires}"
         " FROM staged),"
         " totals AS (SELECT coalesce(sum(n_new), 0)::bigint AS total_samples, count(*) AS total_units"
-        " FROM agg)"
+        " FROM fresh)"
         " SELECT judged.*, totals.* FROM totals LEFT JOIN judged ON ({relevant})"
         " ORDER BY judged.unit_id"
     ).format(
-        new=new_only(),
-        aggs=sql.SQL("").join(sql.SQL(", {}").format(a) for a in b.aggs),
+        restart=restart,
+        aggs=sql.SQL("").join(sql.SQL(", {}").format(a) for a in b.fresh),
         line=p_line,
-        scan_from=p_from,
+        since=p_since,
         until=p_until,
-        rules=rule_names,
+        tail_cte=tail_cte,
+        agg_cte=agg_cte,
+        rules=b.bind([r.rule.name for r in rules]),
         bcols=sql.SQL("").join(sql.SQL(", {}").format(c) for c in baseline_cols),
         bjoins=sql.SQL("").join(baseline_joins),
         bstate=sql.SQL("").join(sql.SQL(", {}").format(c) for c in baseline_state),
@@ -293,11 +301,7 @@ def scan(line: str, rules: Sequence[LoadedRule], since: datetime, until: datetim
         fires=sql.SQL(", ").join(fires),
         relevant=sql.SQL(" OR ").join(relevant),
     )
-    return Scan(query, b.params, tuple(rules), tuple(sizes), scan_from)
-
-
-def _window_count(b: _Binder, span: float, start: sql.Placeholder) -> sql.Identifier:
-    return b.agg(("count", span), lambda: sql.SQL("count(*) FILTER (WHERE ts > {})").format(start))
+    return Scan(query, b.params, tuple(rules), tuple(sizes), tail_from)
 
 
 # --- per-sample detail for the units that matter ----------------------------------------------------
@@ -312,19 +316,38 @@ class Detail:
     params: Params
 
 
+MAX_DETAIL_RULES = 62  # rules per detail statement: each owns a bit of a bigint unit mask
+
+
 def detail(
-    line: str, rules: Sequence[LoadedRule], units: Sequence[int], since: datetime, until: datetime
+    line: str, rules: Sequence[LoadedRule], units: Sequence[Sequence[int]], since: datetime, until: datetime
 ) -> Detail:
-    """Threshold evidence over `(since, until]` for `units`: one index range scan per unit."""
+    """Threshold evidence over `(since, until]`: rule i is judged for `units[i]` only (a bit mask per
+    unit keeps the others' filters from being evaluated); one index range scan per unit.
+
+    Per unit: `c{i}` samples beyond rule i's value, `first{i}`/`last{i}` their times, `worst{i}`, and
+    `latest{i}` its sensor at the unit's newest sample (`latest_ts`). Sustained rules only need the latter.
+    """
+    if len(rules) > MAX_DETAIL_RULES or len(rules) != len(units):
+        raise ValueError(f"detail takes 1..{MAX_DETAIL_RULES} rules, each with its units")
     b = _Binder()
     p_line, p_since, p_until = b.bind(line), b.bind(since), b.bind(until)
-    cols: list[sql.Composable] = []
+    masks: dict[int, int] = {}
+    for i, wanted in enumerate(units):
+        for u in wanted:
+            masks[u] = masks.get(u, 0) | (1 << i)
+    cols: list[sql.Composable] = [sql.SQL("count(*) AS n")]
     latest: list[sql.Composable] = []
     for i, loaded in enumerate(rules):
         cond = loaded.rule.condition
         assert isinstance(cond, ThresholdCondition | SustainedCondition)
         col = column(cond.sensor)
-        test = sql.SQL("{} {} {}").format(col, op_sql(cond.op), b.bind(cond.value))
+        latest.append(sql.SQL("{} AS {}").format(col, sql.Identifier(f"latest{i}")))
+        if isinstance(cond, SustainedCondition):
+            continue
+        test = sql.SQL("u.mask & {bit} <> 0 AND {col} {op} {v}").format(
+            bit=b.bind(1 << i), col=col, op=op_sql(cond.op), v=b.bind(cond.value)
+        )
         worst = sql.SQL("max") if upward(cond.op) else sql.SQL("min")
         cols.append(
             sql.SQL(
@@ -340,9 +363,9 @@ def detail(
                 wo=sql.Identifier(f"worst{i}"),
             )
         )
-        latest.append(sql.SQL("{} AS {}").format(col, sql.Identifier(f"latest{i}")))
+    ordered = sorted(masks)
     query = sql.SQL(
-        "SELECT u.unit_id, d.*, l.* FROM unnest({units}::integer[]) AS u(unit_id)"
+        "SELECT u.unit_id, d.*, l.* FROM unnest({units}::integer[], {masks}::bigint[]) AS u(unit_id, mask)"
         " CROSS JOIN LATERAL (SELECT {cols} FROM telemetry t"
         " WHERE t.line = {line} AND t.unit_id = u.unit_id AND t.ts > {since} AND t.ts <= {until}) d"
         " CROSS JOIN LATERAL (SELECT t.ts AS latest_ts, {latest} FROM telemetry t"
@@ -350,7 +373,8 @@ def detail(
         " ORDER BY t.ts DESC LIMIT 1) l"
         " ORDER BY u.unit_id"
     ).format(
-        units=b.bind(list(units)),
+        units=b.bind(ordered),
+        masks=b.bind([masks[u] for u in ordered]),
         cols=sql.SQL(", ").join(cols),
         latest=sql.SQL(", ").join(latest),
         line=p_line,
@@ -380,7 +404,8 @@ def sustained(
         # Runs of firing samples: `grp` counts the non-firing samples so far, so a run shares one grp;
         # the run started at its first firing sample, and holds once it has lasted `for`.
         rows = sql.SQL(
-            "SELECT ts, x, c AND ts - min(ts) FILTER (WHERE c) OVER (PARTITION BY grp) >= {span} AS held"
+            "SELECT ts, x, c AND ts - min(ts) FILTER (WHERE c) OVER (PARTITION BY grp) >= {span} AS held,"
+            " ts = max(ts) OVER () AS is_last"
             " FROM (SELECT ts, {col} AS x, {test} AS c,"
             " count(*) FILTER (WHERE NOT ({test})) OVER (ORDER BY ts ROWS UNBOUNDED PRECEDING) AS grp"
             " FROM telemetry t WHERE t.line = {line} AND t.unit_id = u.unit_id"
@@ -394,7 +419,8 @@ def sustained(
         # The n-1 samples before `since` complete the first windows: found by a backwards index scan.
         rows = sql.SQL(
             "SELECT ts, {col} AS x, count(*) FILTER (WHERE {test}) OVER"
-            " (ORDER BY ts ROWS BETWEEN {back} PRECEDING AND CURRENT ROW) >= {k} AS held"
+            " (ORDER BY ts ROWS BETWEEN {back} PRECEDING AND CURRENT ROW) >= {k} AS held,"
+            " ts = max(ts) OVER () AS is_last"
             " FROM telemetry t WHERE t.line = {line} AND t.unit_id = u.unit_id"
             " AND t.ts >= lo.ts AND t.ts <= {until}"
         ).format(col=col, test=test, back=b.bind(cond.n - 1), k=b.bind(cond.k), line=p_line, until=p_until)
@@ -408,8 +434,7 @@ def sustained(
         " min(h.ts) FILTER (WHERE h.held AND h.ts > {since}) AS first,"
         " max(h.ts) FILTER (WHERE h.held AND h.ts > {since}) AS last,"
         " {worst}(h.x) FILTER (WHERE h.held AND h.ts > {since}) AS worst,"
-        " bool_or(h.held) FILTER (WHERE h.ts = (SELECT max(t.ts) FROM telemetry t WHERE t.line = {line}"
-        " AND t.unit_id = u.unit_id AND t.ts <= {until})) AS held_at_end"
+        " bool_or(h.held) FILTER (WHERE h.is_last) AS held_at_end"
         " FROM unnest({units}::integer[]) AS u(unit_id){lower}"
         " CROSS JOIN LATERAL ({rows}) h GROUP BY u.unit_id ORDER BY u.unit_id"
     ).format(
@@ -418,8 +443,6 @@ def sustained(
         units=b.bind(list(units)),
         lower=lower,
         rows=rows,
-        line=p_line,
-        until=p_until,
     )
     return Detail(query, b.params)
 

@@ -126,6 +126,9 @@ def run_line(
     names = [r.rule.name for r in rules]
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('dynoline.sentinel'), hashtext(%s))", (line,))
+        # Hash aggregates of 10,000s of units with a few dozen states each stay in memory (not sorted
+        # to disk); SET LOCAL ends with this transaction.
+        conn.execute("SET LOCAL work_mem = '64MB'")
         marks = watermark.read(conn, line, names)
         lowest = min(marks.values()) if len(marks) == len(names) else watermark.BEGINNING
         upper = until
@@ -193,16 +196,22 @@ def _evaluate(
         if isinstance(lr.rule.condition, SustainedCondition) and units:
             exact[i] = units  # held or not is judged per sample, for candidates and open alerts alike
 
-    details: dict[int, dict[str, Any]] = {}
+    details: dict[int, dict[str, Any]] = {}  # unit → its row of every chunk's columns
     order = [i for i, _ in sample_rules if i in wanted]
-    if order:
-        union = sorted({u for i in order for u in wanted[i]})
-        plan_d = compiler.detail(line, [rules[i] for i in order], union, since, until)
+    slots: dict[int, tuple[int, int]] = {}  # rule index → (chunk, position in the chunk)
+    chunks = [
+        order[k : k + compiler.MAX_DETAIL_RULES] for k in range(0, len(order), compiler.MAX_DETAIL_RULES)
+    ]
+    for c, chunk in enumerate(chunks):
+        plan_d = compiler.detail(line, [rules[i] for i in chunk], [wanted[i] for i in chunk], since, until)
         with conn.cursor() as cur:
             cur.execute(plan_d.query, plan_d.params)
             names = [d.name for d in cur.description or ()]
             for row in cur.fetchall():
-                details[int(str(row[0]))] = dict(zip(names, row, strict=True))
+                unit_row = details.setdefault(int(str(row[0])), {})
+                unit_row.update({f"{c}:{k}": v for k, v in zip(names, row, strict=True)})
+        slots.update({i: (c, pos) for pos, i in enumerate(chunk)})
+    clock = _lap(result, "detail", clock)
     exact_rows: dict[tuple[int, int], dict[str, Any]] = {}
     for i, units in exact.items():
         plan_s = compiler.sustained(line, rules[i], units, since, until)
@@ -212,18 +221,20 @@ def _evaluate(
             for row in cur.fetchall():
                 exact_rows[(i, int(str(row[0])))] = dict(zip(names, row, strict=True))
 
-    clock = _lap(result, "detail", clock)
+    clock = _lap(result, "sustained", clock)
     observations: list[tuple[int, lifecycle.Observation]] = []
     for i, lr in enumerate(rules):
         cond = lr.rule.condition
         op, bound = condition_bound(cond)
         if isinstance(cond, ThresholdCondition | SustainedCondition):
-            slot = order.index(i) if i in wanted else -1
-            for u in wanted.get(i, ()):
-                d = details.get(u)
-                if d is None:
-                    continue
-                latest = d[f"latest{slot}"]
+            if i not in wanted:
+                continue
+            ck, pos = slots[i]
+            for u in wanted[i]:
+                d = details.get(u, {})
+                if f"{ck}:latest_ts" not in d:
+                    continue  # no sample in the window after all
+                latest = d[f"{ck}:latest{pos}"]
                 holds = firing(op, latest, bound)
                 if isinstance(cond, SustainedCondition):
                     e = exact_rows.get((i, u))
@@ -233,16 +244,16 @@ def _evaluate(
                     fired, first, last, worst = hits > 0, e["first"], e["last"], e["worst"]
                     holds = bool(e["held_at_end"])
                 else:
-                    hits = int(d[f"c{slot}"])
-                    fired, first, last, worst = (
-                        hits > 0,
-                        d[f"first{slot}"],
-                        d[f"last{slot}"],
-                        d[f"worst{slot}"],
+                    hits = int(d[f"{ck}:c{pos}"])
+                    fired = hits > 0
+                    first, last, worst = (
+                        d[f"{ck}:first{pos}"],
+                        d[f"{ck}:last{pos}"],
+                        d[f"{ck}:worst{pos}"],
                     )
                 obs = lifecycle.Observation(
                     lr.rule.name, u, bool(fired), first, last, worst, int(hits),
-                    _clear(lr, latest, holds), d["latest_ts"], latest,
+                    _clear(lr, latest, holds), d[f"{ck}:latest_ts"], latest,
                 )  # fmt: skip
                 observations.append((i, obs))
         else:
