@@ -194,6 +194,7 @@ COVERING_TABLE = sql.SQL("SELECT {cols} FROM bench_latest WHERE line = %(line)s 
 
 def run(url: str | None, units: int, rows: int, repeat: int, naive_repeat: int) -> Result:
     with bench_database(url, SCHEMA, keep=True) as db, connect(db.url, autocommit=True) as conn:
+        info = machine(conn)
         build = ensure_data(conn, units, rows)
         build_experiments(conn)
         cands = candidates(repeat, naive_repeat)
@@ -201,7 +202,6 @@ def run(url: str | None, units: int, rows: int, repeat: int, naive_repeat: int) 
         answers = {c.name: fetch(conn, c.query) for c in cands}
         upkeep = covering_upkeep(conn, answers["latest_per_unit"])
         database = db.describe()
-        info = machine(conn)
     return summarise(units, build, measured, answers, upkeep, database, info)
 
 
