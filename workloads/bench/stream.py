@@ -1,7 +1,7 @@
 """`dynoline bench stream`: sustained, wall-clock-paced streaming through the real simulator.
 
 While `Simulator.run` streams (`--units` x `--rate` Hz for `--seconds`), this samples its backlog
-(generated - written, the queue, the spool) every second, and a separate reader on its own connection
+(generated - written, the queue, the spool) every second, and a reader in a separate process
 checks when chosen samples become visible: it picks a sample due shortly, waits for its generation
 time, then polls its primary key every 2 ms. So the lag is reported twice: as the writer sees it
 (commit time - generation ts, every row) and as a reader sees it (first visible - generation ts).
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import multiprocessing
 import os
 import random
 import resource
@@ -26,6 +27,7 @@ from typing import Any
 import psycopg
 
 from workloads.errors import DynolineError
+from workloads.simulator.pacing import Schedule
 from workloads.store.connection import connect
 
 from .harness import (
@@ -108,61 +110,13 @@ def slope_per_s(points: list[tuple[float, int]]) -> float | None:
     return statistics.linear_regression([t for t, _ in points], [float(b) for _, b in points]).slope
 
 
-class Reader(threading.Thread):
-    """Measures generation-to-queryable lag of chosen samples from a connection of its own."""
+@dataclass
+class Probes:
+    """What the reader saw: lag (s) of each sample it watched for, how many never showed up, any error."""
 
-    def __init__(self, url: str, sim: Any, done: threading.Event) -> None:
-        super().__init__(name="bench-reader", daemon=True)
-        self.url = url
-        self.sim = sim
-        self.done = done
-        self.lags: list[float] = []
-        self.timeouts = 0
-        self.error: str | None = None
-
-    def run(self) -> None:
-        try:
-            with connect(self.url, autocommit=True) as conn:
-                self._probe_loop(conn)
-        except (psycopg.Error, DynolineError) as exc:
-            self.error = str(exc).splitlines()[0]
-
-    def _probe_loop(self, conn: Conn) -> None:
-        while not self.done.is_set() and self.sim.progress().generated == 0:
-            time.sleep(0.01)
-        if self.done.is_set():
-            return
-        sched = self.sim.schedule
-        start = sched.ts(0).timestamp()
-        rng = random.Random(7)
-        n, rate_hz = sched.width, sched.rate_hz
-        while not self.done.is_set():
-            due = time.time() - start + PROBE_AHEAD + rng.uniform(0, 0.1)
-            k = math.floor(due * n * rate_hz)
-            unit, ts = sched.key(k)
-            if self.sim.config.duration and sched.offset(k) >= self.sim.config.duration - 1:
-                return  # samples this late may never be generated
-            self._wait_until(ts.timestamp())
-            lag = self._poll(conn, unit, ts)
-            if lag is None:
-                self.timeouts += 1
-            else:
-                self.lags.append(lag)
-
-    def _wait_until(self, t: float) -> None:
-        while (left := t - time.time()) > 0 and not self.done.is_set():
-            time.sleep(min(left, 0.05))
-
-    def _poll(self, conn: Conn, unit: int, ts: datetime) -> float | None:
-        born = ts.timestamp()
-        while time.time() - born < PROBE_GIVE_UP:
-            found = conn.execute(
-                "SELECT 1 FROM telemetry WHERE line = %s AND unit_id = %s AND ts = %s", (LINE, unit, ts)
-            ).fetchone()
-            if found:
-                return time.time() - born
-            time.sleep(PROBE_POLL)
-        return None
+    lags: list[float] = field(default_factory=list)
+    timeouts: int = 0
+    error: str | None = None
 
     def summary(self) -> Result:
         ms = [x * 1000 for x in self.lags]
@@ -173,8 +127,84 @@ class Reader(threading.Thread):
             "p99_ms": round(percentile(ms, 0.99), 1) if ms else None,
             "max_ms": round(max(ms), 1) if ms else None,
             "poll_interval_ms": PROBE_POLL * 1000,
+            "reader": "a separate process with its own connection",
             "error": self.error,
         }
+
+
+def read_lags(url: str, sched: Schedule, duration: float, out: Any) -> None:
+    """The reader process: watch for samples due shortly until the run's last second; send Probes back.
+
+    A process of its own, like a dashboard, so its polling neither shares the simulator's interpreter
+    lock nor its connection.
+    """
+    probes = Probes()
+    try:
+        with connect(url, autocommit=True) as conn:
+            start = sched.ts(0).timestamp()
+            rng = random.Random(7)
+            while True:
+                due = time.time() - start + PROBE_AHEAD + rng.uniform(0, 0.1)
+                k = math.floor(due * sched.width * sched.rate_hz)
+                if sched.offset(k) >= duration - 1:
+                    break  # samples this late may never be generated
+                unit, ts = sched.key(k)
+                while (left := ts.timestamp() - time.time()) > 0:
+                    time.sleep(left)
+                lag = _poll(conn, unit, ts)
+                if lag is None:
+                    probes.timeouts += 1
+                else:
+                    probes.lags.append(lag)
+    except (psycopg.Error, DynolineError) as exc:
+        probes.error = str(exc).splitlines()[0]
+    out.send(probes)
+    out.close()
+
+
+def _poll(conn: Conn, unit: int, ts: datetime) -> float | None:
+    born = ts.timestamp()
+    while time.time() - born < PROBE_GIVE_UP:
+        found = conn.execute(
+            "SELECT 1 FROM telemetry WHERE line = %s AND unit_id = %s AND ts = %s", (LINE, unit, ts)
+        ).fetchone()
+        if found:
+            return time.time() - born
+        time.sleep(PROBE_POLL)
+    return None
+
+
+class Reader:
+    """Starts `read_lags` in a spawned process once the simulator's schedule is fixed; collects it."""
+
+    def __init__(self, url: str, duration: float) -> None:
+        self.url = url
+        self.duration = duration
+        self._process: Any = None
+        self._pipe: Any = None
+        self.probes = Probes()
+
+    def start(self, sched: Schedule) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._pipe, child = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(
+            target=read_lags, args=(self.url, sched, self.duration, child), name="bench-reader", daemon=True
+        )
+        self._process.start()
+        child.close()
+
+    def join(self) -> Probes:
+        if self._process is None:
+            self.probes.error = "the reader never started (no sample was generated)"
+            return self.probes
+        if self._pipe.poll(PROBE_GIVE_UP + 10):
+            self.probes = self._pipe.recv()
+        else:
+            self.probes.error = "the reader process did not report"
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.terminate()
+        return self.probes
 
 
 class ServerCpu:
@@ -255,9 +285,12 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float) -> Result:
         own0 = _own_cpu()
         began = time.monotonic()
         streamer = threading.Thread(target=stream, name="bench-stream", daemon=True)
-        reader = Reader(db.url, sim, done)
+        reader = Reader(db.url, seconds)
         streamer.start()
-        reader.start()
+        while not done.wait(0.01):
+            if sim.progress().generated:  # the schedule is fixed once the first rows are out
+                reader.start(sim.schedule)
+                break
         backlog = Backlog()
         while not done.wait(SAMPLE_EVERY):
             p = sim.progress()
@@ -265,7 +298,7 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float) -> Result:
                 backlog.samples.append((p.elapsed_s, p.generated - p.written, p.queue_rows, p.spool_rows))
             cpu.sample()
         streamer.join()
-        reader.join()
+        probes = reader.join()
         wall = time.monotonic() - began
         own = _own_cpu() - own0
         if "error" in outcome:
@@ -280,7 +313,7 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float) -> Result:
         stats=stats.as_dict(),
         stored=int(str(stored[0])) if stored else 0,
         backlog=backlog,
-        reader=reader.summary(),
+        reader=probes.summary(),
         client_cpu_s=own,
         server_cpu_s=cpu.seconds(),
         wall_s=wall,
