@@ -236,6 +236,20 @@ def test_unreachable_database_fails_with_exit_4(capsys: pytest.CaptureFixture[st
     assert "cannot reach database 127.0.0.1:1/nowhere" in capsys.readouterr().err
 
 
+def test_a_role_that_cannot_create_the_schema_gets_one_line(
+    capsys: pytest.CaptureFixture[str], empty_database_url: str
+) -> None:
+    with psycopg.connect(empty_database_url, autocommit=True) as conn:
+        conn.execute(
+            "DO $$ BEGIN CREATE ROLE bench_nobody LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+        )
+    url = empty_database_url.replace("postgres@", "bench_nobody@")
+    assert main(["bench", "query", "--database-url", url, "--units", "1", "--rows", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dynoline: error: cannot prepare the benchmark schema dynoline_bench_query")
+    assert "permission denied" in err and len(err.splitlines()) == 1
+
+
 def insert(
     conn: psycopg.Connection[tuple[object, ...]], line: str, unit: int, ts: datetime, value: float
 ) -> None:

@@ -27,7 +27,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from workloads.errors import DynolineError
 from workloads.store import dsn
-from workloads.store.connection import connect
+from workloads.store.connection import connect, first_line
 from workloads.store.embedded import EmbeddedPostgres
 from workloads.store.migrate import migrate
 
@@ -83,10 +83,15 @@ def bench_database(url: str | None, schema: str, *, keep: bool = False) -> Itera
             base = server.create_database("bench")
         else:
             base = dsn.validate(url)
-        with connect(base, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         scoped = with_search_path(base, schema)
-        migrate(scoped)
+        try:
+            with connect(base, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            migrate(scoped)
+        except psycopg.Error as exc:
+            raise DynolineError(
+                f"cannot prepare the benchmark schema {schema} in {dsn.describe(base)}: {first_line(exc)}"
+            ) from None
         yield BenchDatabase(scoped, schema, server, workdir)
     finally:
         if server is not None:
