@@ -101,6 +101,7 @@ def test_scoring_a_test_set_with_known_remaining_life() -> None:
     alerts = [AlertSpan("a", 1, 95, None), AlertSpan("a", 2, 90, None)]
     report = summarise(lives, alerts, ["a"], with_rul=True)
     assert report["confusion"] == {"tp": 1, "fp": 1, "fn": 1, "tn": 0}
+    assert report["false_positive_ruls"] == [80]
     assert report["precision"] == 0.5 and report["recall"] == 0.5
     assert report["scored_units"] == 2 and report["detection_rate"] == 0.5
     assert report["median_lead_cycles"] == 15  # unit 1 fails at cycle 110, alerted at 95

@@ -126,6 +126,7 @@ def summarise(lives: Mapping[int, tuple[int, int]], alerts: Sequence[AlertSpan],
             "precision": round(tp / (tp + fp), 4) if tp + fp else None,
             "recall": round(tp / (tp + fn), 4) if tp + fn else None,
             "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+            "false_positive_ruls": sorted(lives[u][1] for u in alerted - positives),
             "positive_rul": POSITIVE_RUL,
         }
     else:
