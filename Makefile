@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: k8s-bin setup test test-fast test-integration lint typecheck demo bench crds clean
+.PHONY: k8s-bin setup test test-fast test-integration lint typecheck demo bench crds clean e2e-kind e2e-local
 
 setup: $(STAMP)
 
@@ -43,6 +43,34 @@ bench: setup
 	$(BIN)/dynoline bench ingest $(if $(BENCH_DATABASE_URL),--database-url '$(BENCH_DATABASE_URL)')
 	$(BIN)/dynoline bench stream $(if $(BENCH_DATABASE_URL),--database-url '$(BENCH_DATABASE_URL)')
 	$(BIN)/dynoline bench query $(if $(BENCH_DATABASE_URL),--database-url '$(BENCH_DATABASE_URL)')
+
+## e2e tier (tests/e2e, docs/e2e.md): the chart's operator on a real cluster; never part of `make test`
+E2E_CLUSTER      ?= dynoline-e2e
+E2E_IMAGE_REPO   ?= dynoline
+E2E_IMAGE_TAG    ?= e2e
+E2E_RELEASE      ?= dynoline
+E2E_OPERATOR_NS  ?= dynoline-system
+E2E_PYTEST_ARGS  ?=
+
+## kind: create the cluster if absent, build the image, load it into the node, then e2e-local
+e2e-kind:
+	kind get clusters 2>/dev/null | grep -qx '$(E2E_CLUSTER)' || kind create cluster --name '$(E2E_CLUSTER)' --wait 180s
+	kind export kubeconfig --name '$(E2E_CLUSTER)'
+	DOCKER_BUILDKIT=1 docker build -t '$(E2E_IMAGE_REPO):$(E2E_IMAGE_TAG)' .
+	kind load docker-image '$(E2E_IMAGE_REPO):$(E2E_IMAGE_TAG)' --name '$(E2E_CLUSTER)'
+	$(MAKE) e2e-local
+
+## the current kubeconfig's cluster, which must already see $(E2E_IMAGE_REPO):$(E2E_IMAGE_TAG)
+e2e-local: setup
+	@kubectl get --raw /readyz >/dev/null || { echo "e2e-local: no cluster reachable from the current kubeconfig (context: $$(kubectl config current-context 2>/dev/null || echo none))" >&2; exit 1; }
+	helm upgrade --install '$(E2E_RELEASE)' charts/dynoline --namespace '$(E2E_OPERATOR_NS)' --create-namespace \
+		--set image.repository='$(E2E_IMAGE_REPO)' --set image.tag='$(E2E_IMAGE_TAG)' --set image.pullPolicy=IfNotPresent \
+		--set operator.resyncSeconds=30 --set operator.storeTtlSeconds=10 --set operator.verbose=true \
+		--wait --timeout 10m
+	kubectl apply --server-side --force-conflicts -f charts/dynoline/crds/
+	kubectl apply -f tests/e2e/manifests/postgres.yaml
+	kubectl --namespace dynoline-e2e-db rollout status deploy/telemetry-db --timeout=10m
+	DYNOLINE_E2E=1 $(BIN)/pytest tests/e2e -v -rs $(E2E_PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .dynoline
