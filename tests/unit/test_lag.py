@@ -44,3 +44,27 @@ def test_take_resets_and_returns_the_window() -> None:
 def test_quantile_must_be_a_fraction() -> None:
     with pytest.raises(ValueError):
         LagHistogram().percentile(0)
+
+
+@pytest.mark.parametrize("spread", [0.002, 0.05, 30.0])
+def test_a_batch_by_its_stamps_counts_as_row_by_row(spread: float) -> None:
+    """record_stamps (bucket bisection, or rows when the batch spans many buckets) = record of each lag."""
+    rng = random.Random(11)
+    committed = 1_780_000_000.25
+    by_rows, by_stamps = LagHistogram(), LagHistogram()
+    for size in (1, 7, 300, 5000):
+        stamps = sorted(committed - 0.001 - rng.uniform(0, spread) for _ in range(size))
+        by_rows.record([committed - t for t in stamps])
+        by_stamps.record_stamps(committed, stamps)
+    assert by_stamps.count == by_rows.count
+    assert by_stamps.total == pytest.approx(by_rows.total, rel=1e-12)
+    assert by_stamps.max == by_rows.max
+    for q in (0.01, 0.25, 0.5, 0.9, 0.99, 1.0):
+        assert by_stamps.percentile(q) == by_rows.percentile(q)
+    assert by_stamps._counts == by_rows._counts
+
+
+def test_an_empty_batch_records_nothing() -> None:
+    h = LagHistogram()
+    h.record_stamps(1_780_000_000.0, [])
+    assert h.count == 0 and h.percentile(0.5) is None

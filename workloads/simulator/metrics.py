@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from .lag import at_most, lag_sum
 
 LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 LABELS = ("line", "shard")
+_le: Callable[[float], str] = floatToGoString  # how prometheus-client spells a bucket edge (untyped there)
 
 
 class SimulatorMetrics:
@@ -42,15 +52,65 @@ class SimulatorMetrics:
         )
         self.batch_copy = batch.labels(*labels, "copy")
         self.batch_replay = batch.labels(*labels, "replay")
-        self.lag = Histogram(
+        self.lag = LagBuckets(
             "dynoline_simulator_lag_seconds",
             "From a sample's generation time (its ts) to its commit",
-            LABELS,
-            buckets=LAG_BUCKETS,
-            registry=reg,
-        ).labels(*labels)
+            dict(zip(LABELS, labels, strict=True)),
+            LAG_BUCKETS,
+        )
+        reg.register(self.lag)
         self.queue_rows = gauge("queue_rows", "Rows waiting between generator and writer")
         self.spool_rows = gauge("spool_depth_rows", "Rows in the spool waiting for replay")
         self.spool_bytes = gauge("spool_depth_bytes", "Bytes in the spool waiting for replay")
         self.quarantined = gauge("quarantined_units", "Units of this shard skipped because quarantined")
         self.database_up = gauge("database_up", "1 while the writer's last database operation succeeded")
+
+
+class LagBuckets(Collector):
+    """A Prometheus histogram fed a whole committed batch at a time.
+
+    `Histogram.observe` costs a few microseconds per row in Python; a batch's bucket counts come from
+    bisecting its sorted timestamps once per bucket instead (see `lag.at_most`). Exported exactly as a
+    `Histogram` with these labels and buckets would be (`_bucket`, `_count`, `_sum`, `_created`).
+    """
+
+    def __init__(
+        self, name: str, documentation: str, labels: dict[str, str], buckets: Sequence[float]
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._labels = labels
+        self._edges = tuple(float(b) for b in buckets)
+        self._le = [_le(b) for b in self._edges]
+        self._at_most = [0] * len(self._edges)  # cumulative, as exported
+        self._count = 0
+        self._sum = 0.0
+        self._created = time.time()
+        self._lock = threading.Lock()
+
+    def observe_batch(self, committed: float, stamps: Sequence[float]) -> None:
+        """Lags `committed - t` of a batch whose generation times `stamps` are sorted ascending."""
+        n = len(stamps)
+        if not n:
+            return
+        counts = at_most(committed, stamps, self._edges)
+        total = lag_sum(committed, stamps)
+        with self._lock:
+            self._at_most = [a + b for a, b in zip(self._at_most, counts, strict=True)]
+            self._count += n
+            self._sum += total
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            cumulative, count, total = list(self._at_most), self._count, self._sum
+        family = HistogramMetricFamily(self.name, self.documentation, labels=list(self._labels))
+        family.add_metric(
+            list(self._labels.values()),
+            [*zip(self._le, cumulative, strict=True), ("+Inf", count)],
+            total,
+        )
+        family.add_sample(f"{self.name}_created", self._labels, self._created)
+        yield family
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=list(self._labels))

@@ -511,12 +511,11 @@ class Simulator:
 
     def _stored(self, rows: Sequence[Row]) -> None:
         committed = time.time()
-        lags = [committed - row[3].timestamp() for row in rows]  # type: ignore[attr-defined]
-        self.lag.record(lags)
-        self._window.record(lags)
-        observe = self.metrics.lag.observe
-        for lag in lags:
-            observe(lag)
+        # one commit instant for the whole batch: lags are counted per bucket from the sorted stamps
+        stamps = sorted([row[3].timestamp() for row in rows])  # type: ignore[attr-defined]
+        self.lag.record_stamps(committed, stamps)
+        self._window.record_stamps(committed, stamps)
+        self.metrics.lag.observe_batch(committed, stamps)
         self._counts["written"] += len(rows)
         self._counts["batches"] += 1
         self.metrics.written.inc(len(rows))
