@@ -64,3 +64,10 @@ def test_schedule_rejects_bad_rates(rate: float) -> None:
 def test_schedule_needs_units() -> None:
     with pytest.raises(ValueError, match="at least one unit"):
         Schedule((), rate_hz=1.0, start_us=0)
+
+
+@pytest.mark.parametrize(("units", "rate"), [(1000, 1.0), (7, 3.3), (3, 0.7), (1, 50.0)])
+def test_stamps_are_the_timestamps_of_a_range(units: int, rate: float) -> None:
+    s = Schedule(tuple(range(units)), rate, 1_780_000_000_123_457)
+    for k0, k1 in [(0, 2500), (12_345, 14_999), (units - 1, units + 1), (5, 5)]:
+        assert s.stamps(k0, k1) == [s.ts(k) for k in range(k0, k1)]

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_OFFSETS_KEPT = 1 << 17  # cached in-tick offsets per schedule (a few per unit slot in practice)
 
 
 def shard_units(units: int, shard: int, shards: int) -> tuple[int, ...]:
@@ -38,6 +39,8 @@ class Schedule:
     units: Sequence[int]
     rate_hz: float
     start_us: int  # timestamp of sample 0, µs since the Unix epoch (UTC)
+    # µs after its tick's first sample → timedelta: `stamps` adds these instead of building each one
+    _offsets: dict[int, timedelta] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.units:
@@ -64,6 +67,30 @@ class Schedule:
 
     def ts(self, k: int) -> datetime:
         return from_micros(self.ts_us(k))
+
+    def stamps(self, k0: int, k1: int) -> list[datetime]:
+        """`[ts(k) for k in range(k0, k1)]`, the same values at a fraction of the cost.
+
+        One datetime is built per tick; the others are that plus a cached timedelta of their (exact,
+        integer) µs offset within the tick. Adding a timedelta is ~5x cheaper than building a datetime.
+        """
+        width, start, div = self.width, self.start_us, self.width * self.rate_hz
+        offsets = self._offsets
+        if len(offsets) > _OFFSETS_KEPT:
+            offsets.clear()
+        out: list[datetime] = []
+        k = k0
+        while k < k1:
+            upto = min(k1, (k // width + 1) * width)
+            first = k - k % width
+            base_us = start + round(first * 1_000_000 / div)
+            deltas = [start + round(j * 1_000_000 / div) - base_us for j in range(k, upto)]
+            for delta in set(deltas).difference(offsets):
+                offsets[delta] = timedelta(microseconds=delta)
+            base = from_micros(base_us)
+            out += [base + offsets[delta] for delta in deltas]
+            k = upto
+        return out
 
     def due_through(self, elapsed: float) -> int:
         """The number of samples due by `elapsed` seconds after the start (k < this are due)."""

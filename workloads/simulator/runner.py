@@ -334,23 +334,28 @@ class Simulator:
                         break
                 end = min(due, k + chunk)
                 rows: list[Row] = []
+                append, read = rows.append, source.reading
                 skipped = 0
-                for j in range(k, end):
-                    tick = j // n
+                j = k
+                while j < end:  # one tick's slice of units at a time: the per-row loop does only the row
+                    tick, slot = divmod(j, n)
+                    upto = min(end, j - slot + n)
                     if tick != checked_tick:
                         now = time.monotonic()
                         if cfg.pace or now - last_check >= NO_PACE_QUARANTINE_EVERY:
                             self._refresh_quarantine()
                             last_check = now
                         checked_tick = tick
-                    unit = units[j % n]
-                    if unit in self.quarantined:
-                        skipped += 1
-                        continue
-                    reading = source.reading(unit, tick)
-                    if reading is None:
-                        continue
-                    rows.append((line, unit, reading.cycle, sched.ts(j), *reading.settings, *reading.sensors))
+                    quarantined = self.quarantined
+                    for unit, ts in zip(units[slot : slot + upto - j], sched.stamps(j, upto), strict=True):
+                        if unit in quarantined:
+                            skipped += 1
+                            continue
+                        reading = read(unit, tick)
+                        if reading is None:
+                            continue
+                        append((line, unit, reading.cycle, ts, *reading.settings, *reading.sensors))
+                    j = upto
                 born = mono0 + sched.offset(k) if cfg.pace else time.monotonic()
                 k = end
                 self._counts["skipped"] += skipped
