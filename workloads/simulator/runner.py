@@ -31,7 +31,7 @@ from workloads.store.dsn import describe
 from workloads.store.migrate import available, current_version
 from workloads.store.partitions import ensure_partitions
 from workloads.store.unit_state import quarantined_units, record_line, register_units
-from workloads.store.writer import copy_rows, insert_rows_idempotent
+from workloads.store.writer import copy_rows, insert_rows_idempotent, upsert_latest
 
 from .batcher import Batcher
 from .config import SimulatorConfig
@@ -452,6 +452,7 @@ class Simulator:
             try:
                 self._ensure_partitions_for(conn, batch)
                 copy_rows(conn, batch)
+                upsert_latest(conn, batch)  # same transaction: never disagrees
                 conn.commit()
             except psycopg.Error as exc:
                 self._db_failed(exc, "copy")
@@ -494,6 +495,7 @@ class Simulator:
             try:
                 self._ensure_partitions_for(conn, rows)
                 insert_rows_idempotent(conn, rows)
+                upsert_latest(conn, rows)  # only moves forward: an old batch cannot undo
                 conn.commit()
             except psycopg.Error as exc:
                 self._db_failed(exc, "replay")

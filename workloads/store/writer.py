@@ -3,7 +3,9 @@
 COPY has no ON CONFLICT, so a batch whose commit outcome is unknown (the connection dropped during
 COMMIT) cannot simply be COPYed again. `insert_rows_idempotent` stages the rows in a temporary table
 and inserts them with ON CONFLICT DO NOTHING, so rows that did make it are skipped, not duplicated.
-Neither function commits: the caller owns the transaction (and decides what a failure means).
+`upsert_latest` keeps `telemetry_latest` (one row per unit, see migration 0005) current: called in the
+same transaction as either path, so the latest table never disagrees with telemetry.
+None of these functions commits: the caller owns the transaction (and decides what a failure means).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ COPY_TYPES: tuple[str, ...] = ("text", "int4", "int4", "timestamptz") + ("float8
 assert len(COPY_TYPES) == len(TELEMETRY_COLUMNS)
 
 STAGE_TABLE = "dynoline_stage"
+LATEST_STAGE_TABLE = "dynoline_latest_stage"
 
 _COLUMNS = sql.SQL(", ").join(sql.Identifier(c) for c in TELEMETRY_COLUMNS)
 _COPY_TELEMETRY = sql.SQL("COPY telemetry ({}) FROM STDIN (FORMAT BINARY)").format(_COLUMNS)
@@ -35,6 +38,25 @@ _CREATE_STAGE = sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE telemetry
 _MERGE_STAGE = sql.SQL(
     "INSERT INTO telemetry ({cols}) SELECT {cols} FROM {stage} ON CONFLICT DO NOTHING"
 ).format(cols=_COLUMNS, stage=sql.Identifier(STAGE_TABLE))
+
+_COPY_LATEST_STAGE = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+    sql.Identifier(LATEST_STAGE_TABLE), _COLUMNS
+)
+_CREATE_LATEST_STAGE = sql.SQL(
+    "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE telemetry_latest INCLUDING DEFAULTS)"
+).format(sql.Identifier(LATEST_STAGE_TABLE))
+# Only a strictly newer sample replaces the stored one: a replayed older batch never moves a unit back.
+_MERGE_LATEST = sql.SQL(
+    "INSERT INTO telemetry_latest AS l ({cols}) SELECT {cols} FROM {stage}"
+    " ON CONFLICT (line, unit_id) DO UPDATE SET {updates} WHERE l.ts < excluded.ts"
+).format(
+    cols=_COLUMNS,
+    stage=sql.Identifier(LATEST_STAGE_TABLE),
+    updates=sql.SQL(", ").join(
+        sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in TELEMETRY_COLUMNS[2:]
+    ),
+)
+_TS = TELEMETRY_COLUMNS.index("ts")
 
 
 def _copy(conn: Conn, statement: sql.Composed, rows: Iterable[Row]) -> int:
@@ -68,3 +90,34 @@ def insert_rows_idempotent(conn: Conn, rows: Iterable[Row]) -> int:
         inserted = cur.rowcount
         cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGE_TABLE)))
     return max(inserted, 0)
+
+
+def newest_per_unit(rows: Iterable[Row]) -> list[Row]:
+    """The newest row of each (line, unit_id) among rows, in one pass (ties: the first one seen)."""
+    newest: dict[tuple[object, object], Row] = {}
+    get = newest.get
+    ts = _TS
+    for row in rows:
+        key = (row[0], row[1])
+        held = get(key)
+        if held is None or held[ts] < row[ts]:  # type: ignore[operator]
+            newest[key] = row
+    return list(newest.values())
+
+
+def upsert_latest(conn: Conn, rows: Iterable[Row]) -> int:
+    """Move `telemetry_latest` forward to the newest row per unit of a batch; returns rows staged.
+
+    Call it in the transaction that stores the batch. One COPY of at most (distinct units) rows into a
+    session-lived staging table, one INSERT … ON CONFLICT DO UPDATE, then TRUNCATE (as
+    `insert_rows_idempotent` does, so two calls in one transaction never see each other's rows).
+    """
+    latest = newest_per_unit(rows)
+    if not latest:
+        return 0
+    conn.execute(_CREATE_LATEST_STAGE)
+    _copy(conn, _COPY_LATEST_STAGE, latest)
+    with conn.cursor() as cur:
+        cur.execute(_MERGE_LATEST)
+        cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(LATEST_STAGE_TABLE)))
+    return len(latest)

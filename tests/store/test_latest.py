@@ -1,0 +1,159 @@
+"""telemetry_latest follows the newest sample of every unit, through both write paths, never backwards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.store.sim_helpers import RecordingSource
+from workloads.catalog import TELEMETRY_COLUMNS
+from workloads.simulator.config import SimulatorConfig
+from workloads.simulator.runner import Simulator
+from workloads.simulator.spool import Spool
+from workloads.store.partitions import ensure_partitions
+from workloads.store.queries import LATEST_PER_UNIT_NAIVE, latest_per_unit, params
+from workloads.store.writer import copy_rows, insert_rows_idempotent, newest_per_unit, upsert_latest
+
+Conn = psycopg.Connection[tuple[object, ...]]
+T0 = datetime(2026, 3, 1, 23, 59, 58, tzinfo=UTC)  # batches straddle midnight: two partitions
+COLS = ", ".join(TELEMETRY_COLUMNS)
+
+
+def sample(line: str, unit: int, second: int) -> tuple[object, ...]:
+    return (line, unit, second + 1, T0 + timedelta(seconds=second), 0.5, 0.0, 100.0, *[600.0 + second] * 21)
+
+
+def batch(line: str, units: range, seconds: range) -> list[tuple[object, ...]]:
+    return [sample(line, u, s) for s in seconds for u in units]
+
+
+def latest(conn: Conn) -> dict[tuple[object, object], tuple[object, ...]]:
+    rows = conn.execute(f"SELECT {COLS} FROM telemetry_latest").fetchall()
+    return {(r[0], r[1]): r for r in rows}
+
+
+def distinct_on(conn: Conn) -> dict[tuple[object, object], tuple[object, ...]]:
+    rows = conn.execute(
+        f"SELECT DISTINCT ON (line, unit_id) {COLS} FROM telemetry ORDER BY line, unit_id, ts DESC"
+    ).fetchall()
+    return {(r[0], r[1]): r for r in rows}
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[Conn]:
+    with psycopg.connect(database_url) as c:
+        ensure_partitions(c, T0 - timedelta(days=1), T0 + timedelta(days=1))
+        c.commit()
+        yield c
+
+
+def test_newest_per_unit_picks_the_newest_row_whatever_the_order() -> None:
+    rows = batch("a", range(3), range(4)) + batch("b", range(1), range(2))
+    newest = newest_per_unit(list(reversed(rows)))
+    assert sorted((r[0], r[1], r[3]) for r in newest) == [
+        ("a", 0, T0 + timedelta(seconds=3)),
+        ("a", 1, T0 + timedelta(seconds=3)),
+        ("a", 2, T0 + timedelta(seconds=3)),
+        ("b", 0, T0 + timedelta(seconds=1)),
+    ]
+    assert newest_per_unit([]) == []
+
+
+def test_copy_path_moves_latest_to_the_newest_row_in_the_same_transaction(conn: Conn) -> None:
+    first = batch("a", range(3), range(0, 3))
+    copy_rows(conn, first)
+    assert upsert_latest(conn, first) == 3
+    conn.commit()
+    assert latest(conn) == {("a", u): sample("a", u, 2) for u in range(3)}
+
+    second = batch("a", range(1, 4), range(3, 5))  # unit 0 silent, unit 3 new
+    copy_rows(conn, second)
+    upsert_latest(conn, second)
+    conn.commit()
+    assert latest(conn) == {("a", 0): sample("a", 0, 2), **{("a", u): sample("a", u, 4) for u in range(1, 4)}}
+    assert latest(conn) == distinct_on(conn)
+
+    # a rolled-back batch leaves neither telemetry nor the latest table changed
+    third = batch("a", range(4), range(5, 6))
+    copy_rows(conn, third)
+    upsert_latest(conn, third)
+    conn.rollback()
+    assert latest(conn) == distinct_on(conn)
+    assert latest(conn)[("a", 0)] == sample("a", 0, 2)
+
+
+def test_replay_path_moves_latest_forward_and_an_older_batch_never_back(conn: Conn) -> None:
+    newer = batch("a", range(2), range(5, 8))
+    assert insert_rows_idempotent(conn, newer) == 6
+    upsert_latest(conn, newer)
+    conn.commit()
+    assert latest(conn) == {("a", u): sample("a", u, 7) for u in range(2)}
+
+    older = batch("a", range(3), range(0, 3))  # a spooled batch from before, replayed late
+    insert_rows_idempotent(conn, older)
+    upsert_latest(conn, older)
+    conn.commit()
+    assert latest(conn) == {**{("a", u): sample("a", u, 7) for u in range(2)}, ("a", 2): sample("a", 2, 2)}
+
+    again = newer + older  # the same rows once more (a commit whose outcome was unknown)
+    assert insert_rows_idempotent(conn, again) == 0
+    upsert_latest(conn, again)
+    conn.commit()
+    assert latest(conn) == distinct_on(conn)
+
+
+def test_two_upserts_in_one_transaction_do_not_see_each_others_rows(conn: Conn) -> None:
+    one, two = batch("a", range(2), range(2)), batch("a", range(2), range(2, 4))
+    copy_rows(conn, one)
+    upsert_latest(conn, one)
+    copy_rows(conn, two)
+    upsert_latest(conn, two)  # a stale staging table would make ON CONFLICT hit a unit twice
+    conn.commit()
+    assert latest(conn) == distinct_on(conn) == {("a", u): sample("a", u, 3) for u in range(2)}
+
+
+def test_latest_per_unit_reads_the_latest_table_of_one_line_in_unit_order(conn: Conn) -> None:
+    rows = batch("a", range(5), range(3)) + batch("b", range(2), range(4))
+    copy_rows(conn, rows)
+    upsert_latest(conn, rows)
+    conn.commit()
+    got = latest_per_unit(conn, "a")
+    assert got == [sample("a", u, 2) for u in range(5)]
+    assert got == conn.cursor(binary=True).execute(LATEST_PER_UNIT_NAIVE, params("a")).fetchall()
+    assert latest_per_unit(conn, "nowhere") == []
+
+
+def test_a_simulator_run_with_an_overlap_and_an_old_spool_leaves_latest_equal_to_distinct_on(
+    tmp_path: Path, database_url: str
+) -> None:
+    start = datetime(2026, 4, 1, 6, tzinfo=UTC)
+    spool = tmp_path / "t.spool"
+
+    def run(ticks: int, at: datetime) -> None:
+        cfg = SimulatorConfig(
+            line="t", units=6, rate_hz=10.0, metrics_port=0, spool=spool, pace=False, ticks=ticks, start=at
+        )
+        Simulator(cfg, database_url, source=RecordingSource()).run()
+
+    run(12, start)  # COPY path
+    with psycopg.connect(database_url) as c:
+        after_first = latest(c)
+        assert after_first == distinct_on(c) and len(after_first) == 6
+    # a spool left by an earlier run holds samples older than every stored one: replayed first, it
+    # must not move a unit back; the overlapping run then fails its COPY and replays the rest
+    leftover = [("t", u, 1, start - timedelta(seconds=5), 0.0, 0.0, 100.0, *[1.0] * 21) for u in range(6)]
+    with Spool(spool) as s:
+        s.append(leftover)
+    run(20, start)
+    with psycopg.connect(database_url) as c:
+        final = latest(c)
+        assert final == distinct_on(c) and len(final) == 6
+        newest = c.execute("SELECT max(ts) FROM telemetry").fetchone()
+        old = c.execute("SELECT count(*) FROM telemetry WHERE ts = %s", (start - timedelta(seconds=5),))
+        assert old.fetchone() == (6,)  # the old samples were stored, yet are nobody's latest
+    assert all(row[3] > after_first[key][3] for key, row in final.items())  # type: ignore[operator]
+    assert newest is not None and max(row[3] for row in final.values()) == newest[0]  # type: ignore[type-var]
