@@ -22,6 +22,7 @@ from workloads.store.embedded import EmbeddedPostgres
 from workloads.store.partitions import ensure_partitions
 from workloads.store.queries import (
     LATEST_PER_UNIT_NAIVE,
+    LATEST_PER_UNIT_PROBE,
     LATEST_PER_UNIT_UNHINTED,
     latest_per_unit,
     params,
@@ -134,6 +135,8 @@ def test_query_builds_times_and_proves_the_index(
         "3",
         "--naive-repeat",
         "1",
+        "--lines",
+        "3",
     ]
     r = run_json(capsys, *argv)
     assert r["table"]["rows"] == 500  # 20 ticks of 25 units: whole ticks
@@ -144,23 +147,34 @@ def test_query_builds_times_and_proves_the_index(
     assert latest["median_ms"] <= latest["p95_ms"] <= latest["max_ms"]
     assert r["naive_distinct_on"]["rows"] == 25
     assert r["results_match"] is True
+    assert r["table"]["lines"] == 3 and r["table"]["latest_rows"] == 75  # every unit of every line
     plan = latest["plan"]
-    assert plan["seq_scans_on_telemetry"] == []
-    # one probe per unit, plus one per hint unit (the 8 lowest ids) for the time hint
-    loops = set(plan["index_scans_on_telemetry"].values())
-    assert loops == {25, 8}
-    assert r["targets"]["uses_index_on_telemetry"] and r["targets"]["no_seq_scan_on_telemetry"]
+    assert plan["seq_scans_on_telemetry"] == [] and plan["index_scans_on_telemetry"] == {}
+    assert r["targets"]["no_seq_scan_on_telemetry"]
+    # the product reads telemetry_latest only; at toy size the planner may scan it whole (its choice)
+    assert plan["index_scans_on_latest"] or plan["seq_scans_on_latest"] == ["telemetry_latest"]
+    hinted = r["baselines"]["hinted_lateral"]["plan"]
+    # the previous product query: one probe per unit, plus one per hint unit (the 8 lowest ids)
+    assert set(hinted["index_scans_on_telemetry"].values()) == {25, 8}
+    assert hinted["seq_scans_on_telemetry"] == []
     assert latest["server_runs"] == 3 and latest["server_median_ms"] <= latest["server_p95_ms"]
-    assert set(r["experiments"]) == {"unhinted_lateral", "exact_key_probe", "covering_table"}
-    assert all(e["rows"] == 25 and e["same_answer_as_product"] for e in r["experiments"].values())
-    assert r["covering_table_upkeep"]["rows_per_round"] == 25
+    assert set(r["baselines"]) == {"hinted_lateral", "unhinted_lateral", "exact_key_probe"}
+    assert all(e["rows"] == 25 and e["same_answer_as_product"] for e in r["baselines"].values())
+    up = r["latest_table_upkeep"]
+    assert up["rows_per_round"] == 25 and up["upsert_median_ms"] > 0
     assert set(r["machine"]) >= MACHINE_KEYS
     # the newest sample of every unit is the last tick's
     with psycopg.connect(with_search_path(database_url, query_bench.SCHEMA)) as conn:
         newest = latest_per_unit(conn, query_bench.LINE)
-        last_ts = conn.execute("SELECT last_ts FROM bench_build").fetchone()
+        last_ts = conn.execute(
+            "SELECT last_ts FROM bench_build WHERE line = %s", (query_bench.LINE,)
+        ).fetchone()
+        other = latest_per_unit(conn, query_bench.other_line(3))
     assert last_ts is not None
     assert [(n[1], n[2], n[3]) for n in newest] == [(u, 20, last_ts[0]) for u in range(25)]
+    assert [(n[1], n[2], n[3]) for n in other] == [
+        (u, query_bench.OTHER_TICKS, last_ts[0]) for u in range(25)
+    ]
 
     again = run_json(capsys, *argv)
     assert again["table"]["reused"] is True
@@ -177,12 +191,27 @@ def test_query_rebuilds_when_asked_for_more_rows(
     assert bigger["table"]["reused"] is False
     assert bigger["table"]["rows"] == 300
     with psycopg.connect(with_search_path(database_url, query_bench.SCHEMA)) as conn:
-        count = conn.execute("SELECT count(*) FROM telemetry").fetchone()
+        count = conn.execute("SELECT count(*) FROM telemetry WHERE line = %s", (query_bench.LINE,)).fetchone()
+        latest = conn.execute("SELECT count(*) FROM telemetry_latest").fetchone()
     assert count == (300,)
+    assert latest == (10 * 10,)  # 10 lines (the default) of 10 units, after the rebuild as before
 
 
 def test_query_on_a_throwaway_embedded_server(capsys: pytest.CaptureFixture[str]) -> None:
-    r = run_json(capsys, "query", "--units", "5", "--rows", "50", "--repeat", "1", "--naive-repeat", "1")
+    r = run_json(
+        capsys,
+        "query",
+        "--units",
+        "5",
+        "--rows",
+        "50",
+        "--repeat",
+        "1",
+        "--naive-repeat",
+        "1",
+        "--lines",
+        "1",
+    )
     assert r["database"].startswith("throwaway embedded PostgreSQL")
     assert r["table"]["rows"] == 50 and r["latest_per_unit"]["rows"] == 5
 
@@ -259,7 +288,7 @@ def insert(
     )
 
 
-def test_latest_per_unit_returns_the_newest_row_of_each_registered_unit(database_url: str) -> None:
+def test_the_telemetry_probe_returns_the_newest_row_of_each_registered_unit(database_url: str) -> None:
     t0 = datetime(2026, 3, 10, 23, 59, 58, tzinfo=UTC)  # samples straddle midnight: two partitions
     with psycopg.connect(database_url) as conn:
         ensure_partitions(conn, t0 - timedelta(days=3), t0 + timedelta(days=2))
@@ -269,7 +298,7 @@ def test_latest_per_unit_returns_the_newest_row_of_each_registered_unit(database
             insert(conn, "line-a", unit, t0 + timedelta(seconds=seconds), float(seconds))
         insert(conn, "line-b", 1, t0 + timedelta(days=1), 9.0)
         conn.commit()
-        rows = latest_per_unit(conn, "line-a")
+        rows = conn.cursor(binary=True).execute(LATEST_PER_UNIT_PROBE, params("line-a")).fetchall()
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
         ("line-a", 1, 3, t0 + timedelta(seconds=3)),
         ("line-a", 2, 2, t0 + timedelta(seconds=2)),
@@ -294,8 +323,9 @@ def test_the_time_hint_never_changes_the_answer(database_url: str) -> None:
         quarantine(conn, "line-a", 12, "overheat", "test")
         insert(conn, "line-a", 12, t0 + timedelta(seconds=2), 7.0)  # quarantined: not a hint unit
         conn.commit()  # unit 13: registered, no samples
-        hinted = latest_per_unit(conn, "line-a")
-        tiny_window = latest_per_unit(conn, "line-a", window=timedelta(microseconds=1))
+        hinted = conn.cursor(binary=True).execute(LATEST_PER_UNIT_PROBE, params("line-a")).fetchall()
+        tiny = params("line-a", window=timedelta(microseconds=1))
+        tiny_window = conn.cursor(binary=True).execute(LATEST_PER_UNIT_PROBE, tiny).fetchall()
         plain = conn.cursor(binary=True).execute(LATEST_PER_UNIT_UNHINTED, params("line-a")).fetchall()
         naive = conn.cursor(binary=True).execute(LATEST_PER_UNIT_NAIVE, params("line-a")).fetchall()
     assert hinted == plain == tiny_window == naive
