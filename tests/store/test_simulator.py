@@ -13,12 +13,15 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.store.sim_helpers import Background, RecordingSource, expected_keys, stored_keys, wait_for
+from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.cli import main
 from workloads.simulator.config import SimulatorConfig
 from workloads.simulator.runner import Simulator
 from workloads.simulator.spool import Spool
+from workloads.sources.cmapss import CmapssSource, load_builtin
 from workloads.store.embedded import free_port
 from workloads.store.unit_state import quarantine, release
 
@@ -52,6 +55,30 @@ def test_backfill_stores_exactly_what_was_generated(tmp_path: Path, database_url
         assert conn.execute("SELECT retention FROM lines WHERE line = 't'").fetchone() == (timedelta(days=7),)
         units = [r[0] for r in conn.execute("SELECT unit_id FROM unit_state WHERE line = 't' ORDER BY 1")]
     assert units == [0, 1, 2, 3, 4]
+
+
+def test_backfill_of_cmapss_stores_each_reading_whole(tmp_path: Path, database_url: str) -> None:
+    """The C-MAPSS fast path (`values`) stores exactly what `reading` describes, at the schedule's ts."""
+    source = CmapssSource(load_builtin())
+    sim = Simulator(
+        config(tmp_path, units=150, pace=False, ticks=3, start=START, batch_rows=101),
+        database_url,
+        source=source,
+    )
+    assert sim.run().written == 450
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute(
+            sql.SQL("SELECT {} FROM telemetry WHERE line = 't'").format(
+                sql.SQL(", ").join(map(sql.Identifier, TELEMETRY_COLUMNS))
+            )
+        ).fetchall()
+    expected = []
+    for k in range(450):
+        unit, tick = sim.schedule.unit(k), sim.schedule.tick(k)
+        reading = source.reading(unit, tick)
+        assert reading is not None
+        expected.append(("t", unit, reading.cycle, sim.schedule.ts(k), *reading.settings, *reading.sensors))
+    assert sorted(stored, key=lambda r: (r[3], r[1])) == sorted(expected, key=lambda r: (r[3], r[1]))
 
 
 def test_a_shard_streams_only_its_units(tmp_path: Path, database_url: str) -> None:

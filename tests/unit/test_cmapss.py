@@ -241,3 +241,15 @@ def test_any_unit_and_tick_gives_a_full_finite_reading(unit: int, tick: int) -> 
     expected = load_builtin()[unit % 100 + 1]
     row_ = expected[tick % len(expected)]
     assert reading == Reading(unit, row_.cycle, row_.settings, row_.sensors)
+
+
+@pytest.mark.parametrize("loop", [True, False])
+def test_values_are_the_reading_without_the_object(loop: bool) -> None:
+    source = CmapssSource(load_builtin(), loop=loop)
+    for unit in (0, 1, 99, 100, 4321):
+        for tick in (0, 1, 191, 192, 361, 362, 10_000):
+            reading = source.reading(unit, tick)
+            expected = None if reading is None else (reading.cycle, reading.settings + reading.sensors)
+            assert source.values(unit, tick) == expected
+    with pytest.raises(ValueError, match="tick"):
+        source.values(0, -1)
