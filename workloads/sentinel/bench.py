@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import statistics
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,7 +41,7 @@ from workloads.bench.harness import (
 from workloads.bench.query import FD001_MOMENTS
 from workloads.catalog import SENSOR_COLUMNS, SETTING_COLUMNS, TELEMETRY_COLUMNS
 from workloads.errors import DynolineError
-from workloads.sentinel.engine import run_line
+from workloads.sentinel.engine import LineResult, run_line
 from workloads.sentinel.health_index import resolve_model
 from workloads.sentinel.rules import LoadedRule
 from workloads.store.connection import connect
@@ -172,14 +175,25 @@ def fill(conn: Conn, units: int, seconds: int, new_from: int) -> float:
     return time.perf_counter() - started
 
 
-def measure(conn: Conn, rules: Sequence[LoadedRule], new_from: int, repeat: int) -> Result:
-    """Warm-up pass over the minute before the new data, then `repeat` passes over the new 5 minutes."""
-    names = [r.rule.name for r in rules]
+@dataclass
+class Table:
+    """One table under test, warmed up: the state every measured pass starts from."""
+
+    name: str
+    conn: Conn
+    rows: int
+    minutes: int
+    fill_seconds: float
+    warm: LineResult
+    end: datetime
+    runs: list[LineResult] = field(default_factory=list)
+
+
+def warm_up(conn: Conn, rules: Sequence[LoadedRule], new_from: int) -> tuple[LineResult, datetime]:
+    """A pass over the minute before the new data (baselines, alerts already open), kept as the start."""
     start = T0 + timedelta(seconds=new_from)
-    end = start + timedelta(seconds=NEW_SECONDS - 1)
-    conn.execute("DELETE FROM alerts WHERE line = %s", (LINE,))
-    conn.execute("DELETE FROM sentinel_baselines WHERE line = %s", (LINE,))
-    conn.execute("DELETE FROM sentinel_watermarks WHERE line = %s", (LINE,))
+    for name in ("alerts", "sentinel_baselines", "sentinel_watermarks"):
+        conn.execute(sql.SQL("DELETE FROM {} WHERE line = %s").format(sql.Identifier(name)), (LINE,))
     conn.execute("UPDATE unit_state SET quarantined = false WHERE line = %s", (LINE,))
     conn.commit()
     warm = run_line(conn, LINE, rules, until=start - timedelta(seconds=1), grace=timedelta(0),
@@ -188,35 +202,45 @@ def measure(conn: Conn, rules: Sequence[LoadedRule], new_from: int, repeat: int)
     conn.execute("TRUNCATE bench_alerts")
     conn.execute("INSERT INTO bench_alerts SELECT * FROM alerts WHERE line = %s", (LINE,))
     conn.commit()
-    runs = []
-    for _ in range(repeat):
-        conn.execute("DELETE FROM alerts WHERE line = %s", (LINE,))
-        conn.execute("INSERT INTO alerts OVERRIDING SYSTEM VALUE SELECT * FROM bench_alerts")
-        conn.execute(
-            "UPDATE sentinel_watermarks SET evaluated_to = %s WHERE line = %s AND rule = ANY(%s)",
-            (warm.until, LINE, names),
-        )
-        conn.execute("UPDATE unit_state SET quarantined = false WHERE line = %s", (LINE,))
-        conn.commit()
-        runs.append(run_line(conn, LINE, rules, until=end, grace=timedelta(0), backfill=None))
-    seconds = [r.duration_seconds for r in runs]
-    last = runs[-1]
+    return warm, start + timedelta(seconds=NEW_SECONDS - 1)
+
+
+def measured_pass(table: Table, rules: Sequence[LoadedRule]) -> None:
+    """Restore the warmed-up state (alerts, watermarks, quarantines), then one pass over the new data."""
+    conn = table.conn
+    conn.execute("DELETE FROM alerts WHERE line = %s", (LINE,))
+    conn.execute("INSERT INTO alerts OVERRIDING SYSTEM VALUE SELECT * FROM bench_alerts")
+    conn.execute(
+        "UPDATE sentinel_watermarks SET evaluated_to = %s WHERE line = %s AND rule = ANY(%s)",
+        (table.warm.until, LINE, [r.rule.name for r in rules]),
+    )
+    conn.execute("UPDATE unit_state SET quarantined = false WHERE line = %s", (LINE,))
+    conn.commit()
+    table.runs.append(run_line(conn, LINE, rules, until=table.end, grace=timedelta(0), backfill=None))
+
+
+def summary(table: Table) -> Result:
+    seconds = [r.duration_seconds for r in table.runs]
+    last = table.runs[-1]
     return {
+        "rows": table.rows,
+        "minutes": table.minutes,
+        "fill_seconds": round(table.fill_seconds, 1),
         "pass_seconds_median": round(statistics.median(seconds), 4),
         "pass_seconds_runs": [round(s, 4) for s in seconds],
         "samples_scanned": last.samples,
         "units": last.units,
         "alerts_opened": last.opened,
-        "alerts_opened_runs": [r.opened for r in runs],
+        "alerts_opened_runs": [r.opened for r in table.runs],
         "alerts_opened_by_rule": dict(sorted(last.opened_by_rule.items())),
         "alerts_updated": last.updated,
         "alerts_resolved": last.resolved,
         "quarantined": len(last.quarantined),
-        "phases_seconds": {k: round(v / len(runs), 4) for k, v in _sum_phases(runs).items()},
+        "phases_seconds": {k: round(v / len(table.runs), 4) for k, v in _sum_phases(table.runs).items()},
         "warmup": {
-            "samples": warm.samples,
-            "opened": warm.opened,
-            "seconds": round(warm.duration_seconds, 3),
+            "samples": table.warm.samples,
+            "opened": table.warm.opened,
+            "seconds": round(table.warm.duration_seconds, 3),
         },
     }
 
@@ -237,27 +261,32 @@ def prototype_scan(conn: Conn) -> float:
 
 
 def run(url: str | None, units: int, repeat: int, scale: int) -> Result:
+    """Both tables are built and warmed up first, then measured in alternation (small, large, large,
+    small, …), so a neighbour's load on a shared machine falls on both alike."""
     rules = bench_rules()
-    tables: dict[str, Result] = {}
-    info: Result = {}
-    for name, minutes in (("small", 6), ("large", 6 * scale)):
-        seconds = minutes * 60
-        new_from = seconds - NEW_SECONDS
-        with bench_database(url, f"dynoline_bench_sentinel_{name}") as db, connect(db.url) as conn:
-            if not info:
-                info = machine(conn)
+    sizes = (("small", 6), ("large", 6 * scale))
+    with ExitStack() as stack:
+        small_db = stack.enter_context(bench_database(url, "dynoline_bench_sentinel_small"))
+        base = small_db.embedded.url("bench") if small_db.embedded is not None else url
+        assert base is not None
+        large_db = stack.enter_context(bench_database(base, "dynoline_bench_sentinel_large"))
+        prepared: list[Table] = []
+        for (name, minutes), db in zip(sizes, (small_db, large_db), strict=True):
+            conn = stack.enter_context(connect(db.url))
+            seconds = minutes * 60
             log.info("filling %s table: %d units x %d s", name, units, seconds)
-            fill_seconds = fill(conn, units, seconds, new_from)
-            rows = units * seconds
-            result = measure(conn, rules, new_from, repeat)
-            result["prototype_full_scan_seconds"] = round(prototype_scan(conn), 4)
-            conn.commit()
-            tables[name] = {
-                "rows": rows,
-                "minutes": minutes,
-                "fill_seconds": round(fill_seconds, 1),
-                **result,
-            }
+            filled = fill(conn, units, seconds, seconds - NEW_SECONDS)
+            warm, end = warm_up(conn, rules, seconds - NEW_SECONDS)
+            prepared.append(Table(name, conn, units * seconds, minutes, filled, warm, end))
+        info = machine(prepared[0].conn)
+        for round_ in range(repeat):
+            for tbl in prepared if round_ % 2 == 0 else reversed(prepared):
+                measured_pass(tbl, rules)
+        tables = {t.name: summary(t) for t in prepared}
+        for t in prepared:
+            tables[t.name]["prototype_full_scan_seconds"] = round(prototype_scan(t.conn), 4)
+            t.conn.commit()
+        info["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     small, large = tables["small"]["pass_seconds_median"], tables["large"]["pass_seconds_median"]
     ratio = large / small if small else math.inf
     return {
