@@ -42,12 +42,17 @@ _MERGE_STAGE = sql.SQL(
 _COPY_LATEST_STAGE = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
     sql.Identifier(LATEST_STAGE_TABLE), _COLUMNS
 )
+# ON COMMIT DELETE ROWS: the commit empties it in place, so the hot path needs no TRUNCATE round trip
+# (and no new relfilenode per batch), and a temporary table, which autovacuum never visits, cannot bloat.
 _CREATE_LATEST_STAGE = sql.SQL(
-    "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE telemetry_latest INCLUDING DEFAULTS)"
+    "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE telemetry_latest INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 ).format(sql.Identifier(LATEST_STAGE_TABLE))
 # Only a strictly newer sample replaces the stored one: a replayed older batch never moves a unit back.
+# The staged rows are consumed (DELETE … RETURNING) by the same statement, so a second call in the same
+# transaction never sees them again.
 _MERGE_LATEST = sql.SQL(
-    "INSERT INTO telemetry_latest AS l ({cols}) SELECT {cols} FROM {stage}"
+    "WITH staged AS (DELETE FROM {stage} RETURNING {cols})"
+    " INSERT INTO telemetry_latest AS l ({cols}) SELECT {cols} FROM staged"
     " ON CONFLICT (line, unit_id) DO UPDATE SET {updates} WHERE l.ts < excluded.ts"
 ).format(
     cols=_COLUMNS,
@@ -109,15 +114,12 @@ def upsert_latest(conn: Conn, rows: Iterable[Row]) -> int:
     """Move `telemetry_latest` forward to the newest row per unit of a batch; returns rows staged.
 
     Call it in the transaction that stores the batch. One COPY of at most (distinct units) rows into a
-    session-lived staging table, one INSERT … ON CONFLICT DO UPDATE, then TRUNCATE (as
-    `insert_rows_idempotent` does, so two calls in one transaction never see each other's rows).
+    session-lived staging table, then one statement that moves them into `telemetry_latest`.
     """
     latest = newest_per_unit(rows)
     if not latest:
         return 0
     conn.execute(_CREATE_LATEST_STAGE)
     _copy(conn, _COPY_LATEST_STAGE, latest)
-    with conn.cursor() as cur:
-        cur.execute(_MERGE_LATEST)
-        cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(LATEST_STAGE_TABLE)))
+    conn.execute(_MERGE_LATEST)
     return len(latest)
