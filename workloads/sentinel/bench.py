@@ -113,6 +113,9 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--units", type=int, default=10_000, help="units on the line (default 10000)")
     p.add_argument("--repeat", type=int, default=3, help="measured passes per table (default 3)")
     p.add_argument("--scale", type=int, default=10, help="size of the large table vs the small (default 10)")
+    p.add_argument(
+        "--new-seconds", type=int, default=NEW_SECONDS, help="seconds of new data per pass (default 300)"
+    )
     p.set_defaults(handler=run_command)
 
 
@@ -123,7 +126,9 @@ def run_command(args: argparse.Namespace) -> int:
         raise DynolineError(f"--repeat must be between 1 and 20, got {args.repeat}")
     if not 2 <= args.scale <= 20:
         raise DynolineError(f"--scale must be between 2 and 20, got {args.scale}")
-    emit(run(args.database_url, args.units, args.repeat, args.scale), args.json, render)
+    if not 10 <= args.new_seconds <= 3600:
+        raise DynolineError(f"--new-seconds must be between 10 and 3600, got {args.new_seconds}")
+    emit(run(args.database_url, args.units, args.repeat, args.scale, args.new_seconds), args.json, render)
     return 0
 
 
@@ -146,7 +151,7 @@ def _column_expr(column: str, b: dict[str, Any]) -> sql.Composable:
     return expr
 
 
-def fill(conn: Conn, units: int, seconds: int, new_from: int) -> float:
+def fill(conn: Conn, units: int, seconds: int, new_from: int, new_seconds: int = NEW_SECONDS) -> float:
     """Write `seconds` of 1 Hz samples for `units` units, in time order (as the simulator does)."""
     params: dict[str, Any] = {}
     values = [_column_expr(c, params) for c in SETTING_COLUMNS + SENSOR_COLUMNS]
@@ -164,7 +169,7 @@ def fill(conn: Conn, units: int, seconds: int, new_from: int) -> float:
         conn.execute(
             statement,
             {**params, "line": LINE, "t0": T0, "s0": s0, "s1": min(seconds, s0 + CHUNK_SECONDS) - 1,
-             "units": units, "ramp": new_from + 60, "step": new_from + 120},
+             "units": units, "ramp": new_from + new_seconds // 5, "step": new_from + 2 * new_seconds // 5},
         )  # fmt: skip
         conn.commit()
     conn.autocommit = True
@@ -182,14 +187,16 @@ class Table:
     name: str
     conn: Conn
     rows: int
-    minutes: int
+    minutes: float
     fill_seconds: float
     warm: LineResult
     end: datetime
     runs: list[LineResult] = field(default_factory=list)
 
 
-def warm_up(conn: Conn, rules: Sequence[LoadedRule], new_from: int) -> tuple[LineResult, datetime]:
+def warm_up(
+    conn: Conn, rules: Sequence[LoadedRule], new_from: int, new_seconds: int = NEW_SECONDS
+) -> tuple[LineResult, datetime]:
     """A pass over the minute before the new data (baselines, alerts already open), kept as the start."""
     start = T0 + timedelta(seconds=new_from)
     for name in ("alerts", "sentinel_baselines", "sentinel_watermarks"):
@@ -202,7 +209,7 @@ def warm_up(conn: Conn, rules: Sequence[LoadedRule], new_from: int) -> tuple[Lin
     conn.execute("TRUNCATE bench_alerts")
     conn.execute("INSERT INTO bench_alerts SELECT * FROM alerts WHERE line = %s", (LINE,))
     conn.commit()
-    return warm, start + timedelta(seconds=NEW_SECONDS - 1)
+    return warm, start + timedelta(seconds=new_seconds - 1)
 
 
 def measured_pass(table: Table, rules: Sequence[LoadedRule]) -> None:
@@ -260,24 +267,24 @@ def prototype_scan(conn: Conn) -> float:
     return time.perf_counter() - started
 
 
-def run(url: str | None, units: int, repeat: int, scale: int) -> Result:
+def run(url: str | None, units: int, repeat: int, scale: int, new_seconds: int = NEW_SECONDS) -> Result:
     """Both tables are built and warmed up first, then measured in alternation (small, large, large,
     small, …), so a neighbour's load on a shared machine falls on both alike."""
     rules = bench_rules()
-    sizes = (("small", 6), ("large", 6 * scale))
+    small_seconds = 60 + new_seconds  # a minute already evaluated, then the new data
+    sizes = (("small", small_seconds), ("large", small_seconds * scale))
     with ExitStack() as stack:
         small_db = stack.enter_context(bench_database(url, "dynoline_bench_sentinel_small"))
         base = small_db.embedded.url("bench") if small_db.embedded is not None else url
         assert base is not None
         large_db = stack.enter_context(bench_database(base, "dynoline_bench_sentinel_large"))
         prepared: list[Table] = []
-        for (name, minutes), db in zip(sizes, (small_db, large_db), strict=True):
+        for (name, seconds), db in zip(sizes, (small_db, large_db), strict=True):
             conn = stack.enter_context(connect(db.url))
-            seconds = minutes * 60
             log.info("filling %s table: %d units x %d s", name, units, seconds)
-            filled = fill(conn, units, seconds, seconds - NEW_SECONDS)
-            warm, end = warm_up(conn, rules, seconds - NEW_SECONDS)
-            prepared.append(Table(name, conn, units * seconds, minutes, filled, warm, end))
+            filled = fill(conn, units, seconds, seconds - new_seconds, new_seconds)
+            warm, end = warm_up(conn, rules, seconds - new_seconds, new_seconds)
+            prepared.append(Table(name, conn, units * seconds, seconds / 60, filled, warm, end))
         info = machine(prepared[0].conn)
         for round_ in range(repeat):
             for tbl in prepared if round_ % 2 == 0 else reversed(prepared):
@@ -294,8 +301,8 @@ def run(url: str | None, units: int, repeat: int, scale: int) -> Result:
         "rules": len(rules),
         "rule_kinds": sorted({r.rule.condition.type for r in rules}),
         "units": units,
-        "new_seconds": NEW_SECONDS,
-        "new_samples": units * NEW_SECONDS,
+        "new_seconds": new_seconds,
+        "new_samples": units * new_seconds,
         "pass_seconds": small,
         "pass_seconds_large": large,
         "large_over_small": round(ratio, 3),
