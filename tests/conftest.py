@@ -13,7 +13,7 @@ import pytest
 from workloads.store.embedded import EmbeddedPostgres
 from workloads.store.migrate import migrate
 
-pytest_plugins = ["tests.envtest.fixtures"]
+pytest_plugins = ["tests.envtest.fixtures", "tests.integration.operator_harness"]
 
 CMAPSS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmapss"
 

@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests.envtest.controlplane import ControlPlane
-from tests.integration.operator_harness import EXAMPLES, crds_fixture, get, line_manifest  # noqa: F401
+from tests.integration.operator_harness import EXAMPLES, get, line_manifest
 from workloads.api.line import DynoLineSpec
 from workloads.api.rule import SentinelRuleSpec
 

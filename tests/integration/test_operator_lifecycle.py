@@ -9,18 +9,15 @@ import pytest
 
 from controllers.manifests import CONFIG_HASH
 from tests.envtest.controlplane import ControlPlane
-from tests.integration.operator_harness import (  # noqa: F401
+from tests.integration.operator_harness import (
     EXAMPLES,
-    IMAGE,
     Operator,
     apply,
     condition,
-    crds_fixture,
     db_secret,
     get,
     items,
     line_manifest,
-    operator_fixture,
     run_pods,
     succeed_pods,
     wait_for,

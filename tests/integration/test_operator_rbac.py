@@ -12,12 +12,11 @@ import yaml
 
 from controllers import rbac
 from tests.envtest.controlplane import ControlPlane
-from tests.integration.operator_harness import (  # noqa: F401
+from tests.integration.operator_harness import (
     EXAMPLES,
     Operator,
     apply,
     condition,
-    crds_fixture,
     get,
     wait_for,
 )

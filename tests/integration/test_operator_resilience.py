@@ -11,16 +11,14 @@ import pytest
 
 from controllers.manifests import LABEL_MANAGED_BY, MANAGED_BY
 from tests.envtest.controlplane import ControlPlane
-from tests.integration.operator_harness import (  # noqa: F401
+from tests.integration.operator_harness import (
     Operator,
     apply,
     condition,
-    crds_fixture,
     db_secret,
     get,
     items,
     line_manifest,
-    operator_fixture,
     wait_for,
 )
 

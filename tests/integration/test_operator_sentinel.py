@@ -7,16 +7,14 @@ import pytest
 import yaml
 
 from tests.envtest.controlplane import ControlPlane
-from tests.integration.operator_harness import (  # noqa: F401
+from tests.integration.operator_harness import (
     Operator,
     apply,
     condition,
-    crds_fixture,
     db_secret,
     get,
     items,
     line_manifest,
-    operator_fixture,
     succeed_pods,
     wait_for,
 )
