@@ -354,7 +354,11 @@ class _Converter:
             return self._merge_union(node)
         out: dict[str, Any] = {}
         for key, value in node.items():
-            if key in ("title", "additionalProperties", "discriminator"):
+            if key in ("title", "discriminator"):
+                continue
+            if key == "additionalProperties":
+                if isinstance(value, Mapping):  # a map's value schema; `false` (extra="forbid") is dropped
+                    out[key] = self.convert(value)
                 continue
             if key == "const":
                 out["enum"] = [value]

@@ -50,6 +50,8 @@ def test_schema_is_structural(kind: crdgen.Kind) -> None:
         assert "$ref" not in node, path
         assert "oneOf" not in node and "anyOf" not in node and "allOf" not in node, path
         assert node.get("additionalProperties") is not False, path
+        if "additionalProperties" in node:  # a map: its value schema, never alongside properties
+            assert isinstance(node["additionalProperties"], dict) and "properties" not in node, path
         assert "title" not in node, path
         if "properties" in node:
             assert node.get("type") == "object", path
@@ -128,6 +130,60 @@ def test_cross_field_rules_are_present() -> None:
     sustained = [r for r in condition["x-kubernetes-validations"] if "sustained" in r["rule"]]
     # The model validator's rule, guarded so it only applies to the sustained variant.
     assert any("has(self.__for__) != (has(self.k) || has(self.n))" in r["rule"] for r in sustained)
+
+
+def test_the_spool_claim_template_cannot_change_on_an_existing_line() -> None:
+    from workloads.api.line import SPOOL_CLAIM_IMMUTABLE, SPOOL_CLAIM_UNCHANGED
+
+    spec = _schema(crdgen.DYNOLINE)["properties"]["spec"]
+    [rule] = [r for r in spec["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
+    assert rule == {"rule": SPOOL_CLAIM_UNCHANGED, "message": SPOOL_CLAIM_IMMUTABLE}
+    # On the spec, not on `spool`: a transition rule on a field only runs when the old object has it too,
+    # so adding or removing the template would slip through.
+    assert "has(oldSelf.spool)" in rule["rule"] and "has(self.spool)" in rule["rule"]
+    assert "self.spool.volumeClaimTemplate == oldSelf.spool.volumeClaimTemplate" in rule["rule"]
+    assert "delete the DynoLine and create it again" in rule["message"]
+    spool = spec["properties"]["spool"]
+    assert not any(
+        "oldSelf" in r["rule"] for _, node in _walk(spool) for r in node.get("x-kubernetes-validations", [])
+    )
+
+
+def test_the_spool_schema() -> None:
+    from workloads.api.spool import SIZE_PATTERN
+
+    spool = _schema(crdgen.DYNOLINE)["properties"]["spec"]["properties"]["spool"]
+    assert "default" not in spool  # absent stays absent: an emptyDir, as before the field existed
+    assert spool["properties"]["sizeLimit"]["pattern"] == SIZE_PATTERN
+    assert [r["rule"] for r in spool["x-kubernetes-validations"]] == [
+        "!(has(self.sizeLimit) && has(self.volumeClaimTemplate))"
+    ]
+    template = spool["properties"]["volumeClaimTemplate"]
+    assert template["required"] == ["spec"]
+    claim = template["properties"]["spec"]
+    assert claim["required"] == ["resources"]
+    assert claim["properties"]["accessModes"]["default"] == ["ReadWriteOnce"]
+    assert claim["properties"]["accessModes"]["items"]["enum"] == [
+        "ReadWriteOnce",
+        "ReadWriteOncePod",
+        "ReadWriteMany",
+    ]
+    storage = claim["properties"]["resources"]["properties"]["requests"]["properties"]["storage"]
+    assert storage["pattern"] == SIZE_PATTERN and storage["type"] == "string"
+    claim_rules = {r["message"] for r in claim["x-kubernetes-validations"]}
+    assert claim_rules == {
+        "accessModes must not repeat a mode",
+        "accessModes: ReadWriteOncePod cannot be combined with other modes",
+    }
+    metadata = template["properties"]["metadata"]
+    assert set(metadata["properties"]) == {"labels", "annotations"}  # no name: the operator names the claim
+    labels = metadata["properties"]["labels"]
+    assert labels["type"] == "object" and labels["maxProperties"] == 32 and "default" not in labels
+    assert (
+        labels["additionalProperties"]["maxLength"] == 63
+        and labels["additionalProperties"]["type"] == "string"
+    )
+    assert len(metadata["x-kubernetes-validations"]) == 3
 
 
 def test_cel_escapes_reserved_words_and_quotes_regexes() -> None:

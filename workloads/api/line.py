@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from workloads.api.common import DnsName, Duration, Finite, Model
+from workloads.api.spool import SpoolSpec
 
 MAX_UNITS = 100_000
 
@@ -52,6 +53,18 @@ class DatabaseRef(Model):
     secret_ref: SecretKeyRef
 
 
+_NEW_CLAIM = "(has(self.spool) && has(self.spool.volumeClaimTemplate))"
+_OLD_CLAIM = "(has(oldSelf.spool) && has(oldSelf.spool.volumeClaimTemplate))"
+SPOOL_CLAIM_UNCHANGED = (
+    f"{_NEW_CLAIM} == {_OLD_CLAIM}"
+    f" && (!{_NEW_CLAIM} || self.spool.volumeClaimTemplate == oldSelf.spool.volumeClaimTemplate)"
+)
+SPOOL_CLAIM_IMMUTABLE = (
+    "spool.volumeClaimTemplate cannot be added, changed or removed on an existing line (a StatefulSet's "
+    "volumeClaimTemplates are immutable): delete the DynoLine and create it again (docs/spool.md)"
+)
+
+
 class DynoLineSpec(Model):
     # The CRD repeats `_cross_field` in CEL so the API server refuses what pydantic refuses (crdgen copies
     # `x-kubernetes-validations` verbatim; tests/integration/test_crd_validation.py checks both agree).
@@ -63,6 +76,10 @@ class DynoLineSpec(Model):
                     "rule": "!has(self.faults) || self.faults.all(f, f.unit < self.units)",
                     "message": "every fault's unit must be on this line (unit ids run 0..units-1)",
                 },
+                # A transition rule (no pydantic twin: a model sees one object, not an update). It sits on
+                # the spec, not on `spool`, because a rule on a field only runs when the old object had
+                # the field too, which would let a template be added or removed.
+                {"rule": SPOOL_CLAIM_UNCHANGED, "message": SPOOL_CLAIM_IMMUTABLE},
             ]
         }
     )
@@ -75,6 +92,9 @@ class DynoLineSpec(Model):
     database: DatabaseRef
     retention: Duration = "7d"
     paused: bool = False
+    spool: SpoolSpec | None = Field(
+        None, description="where shards keep batches while the database is away (default: a 1Gi emptyDir)"
+    )
     telemetry_policy: Literal["Retain", "Delete"] = Field(
         "Retain", description="what happens to the line's telemetry rows when the DynoLine is deleted"
     )
