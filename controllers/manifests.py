@@ -19,6 +19,7 @@ import yaml
 from controllers.crdgen import API_VERSION
 from workloads.api.line import DynoLineSpec, SecretKeyRef
 from workloads.api.rule import SentinelRuleSpec
+from workloads.api.spool import DEFAULT_EMPTY_DIR_SIZE, SpoolSpec, VolumeClaimTemplate
 
 Manifest = dict[str, Any]
 
@@ -41,6 +42,7 @@ CONFIG_DIR = "/etc/dynoline"
 LINE_FILE = "line.yaml"
 RULES_DIR = "/etc/dynoline/rules"
 SPOOL_DIR = "/var/lib/dynoline/spool"
+SPOOL_VOLUME = "spool"
 DATABASE_ENV = "DYNOLINE_DATABASE_URL"
 
 
@@ -124,10 +126,15 @@ def _container_security() -> dict[str, Any]:
     }
 
 
-def _pod_spec(settings: WorkloadSettings, containers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+def _pod_spec(
+    settings: WorkloadSettings,
+    containers: list[dict[str, Any]],
+    security: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "automountServiceAccountToken": False,  # the workloads never talk to the Kubernetes API
-        "securityContext": _pod_security(),
+        "securityContext": security or _pod_security(),
         "containers": containers,
         **extra,
     }
@@ -151,9 +158,11 @@ def migration_job_name(line: str, template: dict[str, Any]) -> str:
 
 def line_file(name: str, spec: DynoLineSpec) -> str:
     """The simulator's `--config` file: what the shards stream. Not the database reference (pods get a URL),
-    not `paused` (no pods run then) and not `telemetryPolicy` (the operator's business): changing those
-    must not restart the shards."""
-    body = spec.model_dump(mode="json", by_alias=True, exclude={"database", "paused", "telemetry_policy"})
+    not `paused` (no pods run then), not `telemetryPolicy` (the operator's business) and not `spool` (it is
+    the pod's volume, not what the shard streams): changing those must not restart the shards."""
+    body = spec.model_dump(
+        mode="json", by_alias=True, exclude={"database", "paused", "telemetry_policy", "spool"}
+    )
     document = {"line": name, "spec": body, "simulator": {"spool": SPOOL_DIR + "/"}}
     return yaml.safe_dump(document, sort_keys=True)
 
@@ -236,39 +245,79 @@ def simulator_statefulset(
         "securityContext": _container_security(),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "spool", "mountPath": SPOOL_DIR},
+            {"name": SPOOL_VOLUME, "mountPath": SPOOL_DIR},
         ],
     }
     pod_labels = labels(owner.name, SIMULATOR, owner.name)
+    claim = spec.spool.volume_claim_template if spec.spool else None
+    volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": config_name(owner.name)}}]
+    if claim is None:
+        volumes.append(_spool_empty_dir(spec.spool))
+    sts_spec: dict[str, Any] = {
+        "replicas": replicas,
+        "serviceName": owner.name,
+        "podManagementPolicy": "Parallel",  # shards are independent; start and stop them together
+        "selector": {"matchLabels": selector(owner.name, SIMULATOR)},
+        "template": {
+            "metadata": {
+                "labels": pod_labels,
+                # A settings change changes the hash, so the pods roll to pick up the new file.
+                "annotations": {CONFIG_HASH: config},
+            },
+            "spec": _pod_spec(
+                settings,
+                [container],
+                # Lets uid 10001 write a claim's root; OnRootMismatch skips the recursive chown on restarts.
+                security={**_pod_security(), "fsGroupChangePolicy": "OnRootMismatch"},
+                # SIGTERM flushes the batch and replays the spool (≤ 20 s) before exiting.
+                terminationGracePeriodSeconds=40,
+                volumes=volumes,
+            ),
+        },
+    }
+    if claim is not None:
+        sts_spec["volumeClaimTemplates"] = [spool_claim_template(owner, claim)]
+        # Deleting the line deletes its claims; scaling down (fewer shards, paused) keeps a shard's
+        # unreplayed spool for when the shard comes back.
+        sts_spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete", "whenScaled": "Retain"}
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": _meta(owner, owner.name, SIMULATOR, owner.name),
-        "spec": {
-            "replicas": replicas,
-            "serviceName": owner.name,
-            "podManagementPolicy": "Parallel",  # shards are independent; start and stop them together
-            "selector": {"matchLabels": selector(owner.name, SIMULATOR)},
-            "template": {
-                "metadata": {
-                    "labels": pod_labels,
-                    # A settings change changes the hash, so the pods roll to pick up the new file.
-                    "annotations": {CONFIG_HASH: config},
-                },
-                "spec": _pod_spec(
-                    settings,
-                    [container],
-                    # SIGTERM flushes the batch and replays the spool (≤ 20 s) before exiting.
-                    terminationGracePeriodSeconds=40,
-                    volumes=[
-                        {"name": "config", "configMap": {"name": config_name(owner.name)}},
-                        # Survives container restarts; a pod's replacement starts from the store instead.
-                        {"name": "spool", "emptyDir": {"sizeLimit": "1Gi"}},
-                    ],
-                ),
-            },
+        "spec": sts_spec,
+    }
+
+
+def _spool_empty_dir(spool: SpoolSpec | None) -> dict[str, Any]:
+    """Survives container restarts and outages while the pod lives; lost with the pod (docs/spool.md)."""
+    size = spool.size_limit if spool and spool.size_limit else DEFAULT_EMPTY_DIR_SIZE
+    return {"name": SPOOL_VOLUME, "emptyDir": {"sizeLimit": size}}
+
+
+def spool_claim_template(owner: Owner, claim: VolumeClaimTemplate) -> Manifest:
+    """The StatefulSet's claim template: the StatefulSet controller makes `spool-<line>-<ordinal>` from it.
+
+    StatefulSet volumeClaimTemplates are immutable, so for a given DynoLine this must build the same
+    object in every operator version (the DynoLine CRD refuses changes to the template itself): the
+    standard labels over the user's, the user's annotations, and the claim spec as given.
+    """
+    meta = claim.metadata
+    metadata: dict[str, Any] = {
+        "name": SPOOL_VOLUME,
+        "labels": {
+            **(meta.labels if meta and meta.labels else {}),
+            **labels(owner.name, SIMULATOR, owner.name),
         },
     }
+    if meta and meta.annotations:
+        metadata["annotations"] = dict(meta.annotations)
+    claim_spec: dict[str, Any] = {
+        "accessModes": list(claim.spec.access_modes),
+        "resources": {"requests": {"storage": claim.spec.resources.requests.storage}},
+    }
+    if claim.spec.storage_class_name is not None:
+        claim_spec["storageClassName"] = claim.spec.storage_class_name
+    return {"metadata": metadata, "spec": claim_spec}
 
 
 # ------------------------------------------------------------------------------------------- SentinelRule

@@ -162,6 +162,33 @@ async def test_spec_change_rolls_out_through_the_config_hash(
     assert "units: 40" in obj(cluster, CM, NS, "line-a-config")["data"]["line.yaml"]
 
 
+async def test_a_claim_template_reaches_the_statefulset_and_stays_the_same(
+    cluster: Cluster, kube: Kube, ctx: Context
+) -> None:
+    claim = {"spec": {"resources": {"requests": {"storage": "5Gi"}}, "storageClassName": "fast-ssd"}}
+    await kube.create(secret())
+    await kube.create(line(spool={"volumeClaimTemplate": claim}))
+    await lines.reconcile(ctx, NS, "line-a")
+    sts = obj(cluster, STS, NS, "line-a")["spec"]
+    [template] = sts["volumeClaimTemplates"]
+    assert template["metadata"]["name"] == "spool"
+    assert template["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "5Gi"}},
+        "storageClassName": "fast-ssd",
+    }
+    assert sts["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Delete", "whenScaled": "Retain"}
+    assert [v["name"] for v in sts["template"]["spec"]["volumes"]] == ["config"]
+
+    # Later passes (migration done, settings changed) apply the very same (immutable) template.
+    complete_job(cluster, migration_job(cluster))
+    await kube.merge_patch("DynoLine", NS, "line-a", {"spec": {"units": 40}})
+    await lines.reconcile(ctx, NS, "line-a")
+    again = obj(cluster, STS, NS, "line-a")["spec"]
+    assert again["replicas"] == 2 and again["volumeClaimTemplates"] == [template]
+    assert again["template"]["metadata"] != sts["template"]["metadata"]  # the new settings roll the pods
+
+
 async def test_drift_is_repaired(cluster: Cluster, kube: Kube, ctx: Context) -> None:
     await kube.create(secret())
     await kube.create(line())

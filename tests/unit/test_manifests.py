@@ -150,6 +150,127 @@ def test_statefulset_pod_ordinal_is_the_shard() -> None:
     assert volumes["config"]["configMap"]["name"] == "line-a-config"
 
 
+CLAIM = {
+    "metadata": {"labels": {"backup.example/tier": "gold"}, "annotations": {"note.example/owner": "lab 3"}},
+    "spec": {
+        "accessModes": ["ReadWriteOnce"],
+        "storageClassName": "fast-ssd",
+        "resources": {"requests": {"storage": "2Gi"}},
+    },
+}
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "fsGroup": 10001,
+    "fsGroupChangePolicy": "OnRootMismatch",
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def simulator_pod(sts: dict[str, Any]) -> dict[str, Any]:
+    pod: dict[str, Any] = sts["spec"]["template"]["spec"]
+    return pod
+
+
+@pytest.mark.parametrize("spool", [None, {}], ids=["absent", "empty"])
+def test_the_spool_is_a_1gi_empty_dir_by_default(spool: dict[str, Any] | None) -> None:
+    sts = line_objects(line_spec(spool=spool))[3]
+    pod = simulator_pod(sts)
+    assert pod["volumes"] == [
+        {"name": "config", "configMap": {"name": "line-a-config"}},
+        {"name": "spool", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    assert containers(sts)[0]["volumeMounts"] == [
+        {"name": "config", "mountPath": "/etc/dynoline", "readOnly": True},
+        {"name": "spool", "mountPath": "/var/lib/dynoline/spool"},
+    ]
+    assert pod["securityContext"] == POD_SECURITY
+    assert "volumeClaimTemplates" not in sts["spec"]
+    assert "persistentVolumeClaimRetentionPolicy" not in sts["spec"]
+
+
+def test_the_empty_dir_takes_its_size_limit() -> None:
+    pod = simulator_pod(line_objects(line_spec(spool={"sizeLimit": "4Gi"}))[3])
+    assert pod["volumes"][1] == {"name": "spool", "emptyDir": {"sizeLimit": "4Gi"}}
+
+
+def test_a_claim_template_gives_every_shard_its_own_claim() -> None:
+    sts = line_objects(line_spec(spool={"volumeClaimTemplate": CLAIM}))[3]
+    assert sts["spec"]["volumeClaimTemplates"] == [
+        {
+            "metadata": {
+                "name": "spool",
+                "labels": {
+                    "backup.example/tier": "gold",
+                    "app.kubernetes.io/name": "dynoline",
+                    "app.kubernetes.io/instance": "line-a",
+                    "app.kubernetes.io/component": "simulator",
+                    "app.kubernetes.io/managed-by": "dynoline-operator",
+                    "dynoline.dev/line": "line-a",
+                },
+                "annotations": {"note.example/owner": "lab 3"},
+            },
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "2Gi"}},
+                "storageClassName": "fast-ssd",
+            },
+        }
+    ]
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Delete",
+        "whenScaled": "Retain",
+    }
+    pod = simulator_pod(sts)
+    # The claim replaces the emptyDir; the StatefulSet controller adds the `spool` volume for the template.
+    assert pod["volumes"] == [{"name": "config", "configMap": {"name": "line-a-config"}}]
+    assert {"name": "spool", "mountPath": "/var/lib/dynoline/spool"} in containers(sts)[0]["volumeMounts"]
+    assert pod["securityContext"] == POD_SECURITY  # uid 10001 can write the claim's root
+
+
+def test_a_minimal_claim_template_takes_the_defaults() -> None:
+    minimal = {"spec": {"resources": {"requests": {"storage": "1Gi"}}}}
+    sts = line_objects(line_spec(spool={"volumeClaimTemplate": minimal}))[3]
+    assert sts["spec"]["volumeClaimTemplates"] == [
+        {
+            "metadata": {"name": "spool", "labels": manifests.labels("line-a", "simulator", "line-a")},
+            # No storageClassName: the cluster's default StorageClass provisions it.
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        }
+    ]
+    empty_class = {"spec": {**minimal["spec"], "storageClassName": ""}}
+    sts = line_objects(line_spec(spool={"volumeClaimTemplate": empty_class}))[3]
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == ""  # "" means: no class
+
+
+def test_the_claim_template_is_built_the_same_every_time() -> None:
+    """volumeClaimTemplates are immutable: a difference between two passes would fail every later apply."""
+    spec = line_spec(spool={"volumeClaimTemplate": CLAIM})
+    first, second = (line_objects(spec)[3]["spec"]["volumeClaimTemplates"][0] for _ in range(2))
+    assert manifests.canonical(first) == manifests.canonical(second)
+    first["metadata"]["labels"]["changed"] = "by-the-caller"
+    first["metadata"]["annotations"]["changed"] = "by the caller"
+    third = line_objects(spec)[3]["spec"]["volumeClaimTemplates"][0]
+    assert third == second  # no output shares a dict with the spec or with another output
+    assert spec.model_dump(by_alias=True, exclude_none=True)["spool"]["volumeClaimTemplate"] == CLAIM
+
+
+def test_the_operator_labels_are_the_reserved_ones() -> None:
+    from workloads.api.spool import RESERVED_LABELS
+
+    assert sorted(RESERVED_LABELS) == sorted(manifests.labels("x", "simulator", "x"))
+
+
+def test_the_spool_is_not_in_the_line_file_nor_the_config_hash() -> None:
+    plain = line_objects()
+    for spool in ({"sizeLimit": "8Gi"}, {"volumeClaimTemplate": CLAIM}):
+        objects = line_objects(line_spec(spool=spool))
+        assert objects[0]["data"] == plain[0]["data"], spool  # the simulator does not read it
+        annotations = objects[3]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations == plain[3]["spec"]["template"]["metadata"]["annotations"], spool
+
+
 def test_headless_metrics_service() -> None:
     svc = line_objects()[1]
     assert svc["spec"]["clusterIP"] == "None"
@@ -288,6 +409,15 @@ def test_the_shipped_examples_are_valid() -> None:
             DynoLineSpec.model_validate(doc["spec"])
         elif doc["kind"] == "SentinelRule":
             SentinelRuleSpec.model_validate(doc["spec"]).to_rule(doc["metadata"]["name"])
+    spool = [
+        yaml.safe_load(f.read_text()) for f in sorted((examples / "k8s" / "persistent-spool").glob("*.yaml"))
+    ]
+    assert [d["kind"] for d in spool] == ["DynoLine"]
+    persistent = DynoLineSpec.model_validate(spool[0]["spec"])
+    assert persistent.spool is not None and persistent.spool.volume_claim_template is not None
+    assert spool[0]["metadata"]["name"] not in {
+        d["metadata"]["name"] for d in docs if d["kind"] == "DynoLine"
+    }
     pack = examples / "rules"
     if pack.is_dir():  # the default rule pack: the SentinelRules example must be its current wrapping
         expected = to_yaml(
