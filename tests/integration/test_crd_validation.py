@@ -50,6 +50,12 @@ def without(manifest: dict[str, Any], *path: str) -> dict[str, Any]:
 
 
 BAD_CONDITION = {"type": "threshold", "sensor": "T50", "op": ">", "value": 1430.0}
+CLAIM: dict[str, Any] = {"spec": {"resources": {"requests": {"storage": "1Gi"}}}}
+
+
+def claim_with(**spec: Any) -> dict[str, Any]:
+    return {"spec": {**CLAIM["spec"], **spec}}
+
 
 # (id, manifest, what the API server says, whether pydantic refuses the spec too)
 INVALID: list[tuple[str, dict[str, Any], str, bool]] = [
@@ -86,6 +92,85 @@ INVALID: list[tuple[str, dict[str, Any], str, bool]] = [
         True,
     ),
     ("field-misspelt", line(rateHZ=2.0), 'unknown field "spec.rateHZ"', True),
+    (
+        "spool-size-and-template",
+        line(spool={"sizeLimit": "1Gi", "volumeClaimTemplate": CLAIM}),
+        "sizeLimit is the emptyDir's limit",
+        True,
+    ),
+    ("spool-size-zero", line(spool={"sizeLimit": "0Gi"}), "spec.spool.sizeLimit in body should match", True),
+    (
+        "spool-size-unit-unknown",
+        line(spool={"sizeLimit": "1GB"}),
+        "spec.spool.sizeLimit in body should match",
+        True,
+    ),
+    (
+        "spool-claim-without-storage",
+        line(spool={"volumeClaimTemplate": {"spec": {"resources": {"requests": {}}}}}),
+        "spec.spool.volumeClaimTemplate.spec.resources.requests.storage: Required value",
+        True,
+    ),
+    (
+        "spool-claim-read-only",
+        line(spool={"volumeClaimTemplate": claim_with(accessModes=["ReadOnlyMany"])}),
+        'Unsupported value: "ReadOnlyMany"',
+        True,
+    ),
+    (
+        "spool-claim-mode-repeated",
+        line(spool={"volumeClaimTemplate": claim_with(accessModes=["ReadWriteOnce", "ReadWriteOnce"])}),
+        "accessModes must not repeat a mode",
+        True,
+    ),
+    (
+        "spool-claim-read-write-once-pod-combined",
+        line(spool={"volumeClaimTemplate": claim_with(accessModes=["ReadWriteOncePod", "ReadWriteMany"])}),
+        "ReadWriteOncePod cannot be combined with other modes",
+        True,
+    ),
+    (
+        "spool-claim-storage-class-invalid",
+        line(spool={"volumeClaimTemplate": claim_with(storageClassName="Fast_SSD")}),
+        "spec.spool.volumeClaimTemplate.spec.storageClassName in body should match",
+        True,
+    ),
+    (
+        "spool-claim-block-volume",
+        line(spool={"volumeClaimTemplate": claim_with(volumeMode="Block")}),
+        'unknown field "spec.spool.volumeClaimTemplate.spec.volumeMode"',
+        True,
+    ),
+    (
+        "spool-claim-named",
+        line(spool={"volumeClaimTemplate": {**CLAIM, "metadata": {"name": "mine"}}}),
+        'unknown field "spec.spool.volumeClaimTemplate.metadata.name"',
+        True,
+    ),
+    (
+        "spool-claim-label-key-invalid",
+        line(spool={"volumeClaimTemplate": {**CLAIM, "metadata": {"labels": {"bad key": "x"}}}}),
+        "labels: every key must be a qualified name",
+        True,
+    ),
+    (
+        "spool-claim-label-value-invalid",
+        line(spool={"volumeClaimTemplate": {**CLAIM, "metadata": {"labels": {"tier": "gold!"}}}}),
+        "spec.spool.volumeClaimTemplate.metadata.labels.tier in body should match",
+        True,
+    ),
+    (
+        "spool-claim-label-reserved",
+        line(spool={"volumeClaimTemplate": {**CLAIM, "metadata": {"labels": {"dynoline.dev/line": "x"}}}}),
+        "labels must not set the operator's own labels",
+        True,
+    ),
+    (
+        "spool-claim-annotation-key-invalid",
+        line(spool={"volumeClaimTemplate": {**CLAIM, "metadata": {"annotations": {"/x": "y"}}}}),
+        "annotations: every key must be a qualified name",
+        True,
+    ),
     ("name-too-long", line("l" + "x" * 40), "name must be at most 40 characters", False),
     ("name-starts-with-digit", line("1line"), "name must start with a letter", False),
     (
@@ -196,6 +281,8 @@ def test_valid_manifests_and_the_examples_are_accepted(crds: ControlPlane, names
     crds.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(line("line-ok")))
     crds.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(rule_manifest("rule-ok")))
     crds.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES))
+    crds.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "persistent-spool"))
+    assert get(crds, "dynolines", namespace, "line-b") is not None
     stored = get(crds, "dynolines", namespace, "line-ok")
     assert stored is not None
     # Defaults from the model are applied by the API server.
@@ -232,3 +319,46 @@ def test_kubectl_get_shows_the_printer_columns(crds: ControlPlane, namespace: st
     # Short names and the category resolve too.
     assert "line-cols" in crds.kubectl("get", "dynoline", "-n", namespace).stdout
     assert "rule-cols" in crds.kubectl("get", "sr", "-n", namespace, "-o", "name").stdout
+
+
+IMMUTABLE = "spool.volumeClaimTemplate cannot be added, changed or removed on an existing line"
+
+
+def test_the_spool_claim_template_cannot_change_on_an_existing_line(
+    crds: ControlPlane, namespace: str
+) -> None:
+    """StatefulSet volumeClaimTemplates are immutable, so the API server refuses the change up front (a
+    transition rule on the spec) instead of the operator failing every apply of the StatefulSet after."""
+
+    def apply_line(name: str, **spec: Any) -> Any:
+        return crds.kubectl(
+            "apply", "-n", namespace, "-f", "-", stdin=json.dumps(line(name, **spec)), check=False
+        )
+
+    def stored_spool(name: str) -> Any:
+        return (get(crds, "dynolines", namespace, name) or {})["spec"].get("spool")
+
+    with_claim = {"volumeClaimTemplate": CLAIM}
+    assert apply_line("line-c", spool=with_claim).returncode == 0
+    kept = stored_spool("line-c")
+    bigger = {"volumeClaimTemplate": {"spec": {"resources": {"requests": {"storage": "2Gi"}}}}}
+    labelled = {"volumeClaimTemplate": {**CLAIM, "metadata": {"labels": {"tier": "gold"}}}}
+    for change in (bigger, labelled, {"sizeLimit": "1Gi"}, None):
+        spec = {"spool": change} if change is not None else {}
+        result = apply_line("line-c", **spec)
+        assert result.returncode != 0, f"accepted: {change}"
+        assert IMMUTABLE in result.stderr, result.stderr
+        assert stored_spool("line-c") == kept
+    # The same template again, with other settings changed: accepted.
+    assert apply_line("line-c", spool=with_claim, units=20).returncode == 0
+    assert (get(crds, "dynolines", namespace, "line-c") or {})["spec"]["units"] == 20
+
+    # A line without a template cannot gain one; its emptyDir size can change freely.
+    assert apply_line("line-e").returncode == 0
+    result = apply_line("line-e", spool=with_claim)
+    assert result.returncode != 0 and IMMUTABLE in result.stderr, result.stderr
+    assert apply_line("line-e", spool={"sizeLimit": "2Gi"}).returncode == 0
+    assert apply_line("line-e", spool={"sizeLimit": "4Gi"}).returncode == 0
+    assert stored_spool("line-e") == {"sizeLimit": "4Gi"}
+    result = apply_line("line-e", spool={"volumeClaimTemplate": CLAIM})
+    assert result.returncode != 0 and IMMUTABLE in result.stderr, result.stderr
