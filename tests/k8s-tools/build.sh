@@ -9,6 +9,7 @@
 #   KUBEBUILDER_ASSETS=/dir bash tests/k8s-tools/build.sh   # -> /dir, no build
 #
 # Environment:
+#   K8S_TOOLS_NODE=1     also build CoreDNS and crictl (tests/cluster's node).
 #   KUBEBUILDER_ASSETS   ready binaries (kube-apiserver + etcd at least); used
 #                        as-is when complete, like controller-runtime's envtest.
 #   K8S_TOOLS_BUILD_ROOT where versioned bin dirs go (default <repo>/.build/k8s).
@@ -136,8 +137,20 @@ done
 build_module "$here" "kubernetes-$k8s_version" "$k8s_ldflags" \
     "kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver" \
     "kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager" \
-    "kubectl=k8s.io/kubernetes/cmd/kubectl"
+    "kubectl=k8s.io/kubernetes/cmd/kubectl" \
+    "kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler" \
+    "kubelet=k8s.io/kubernetes/cmd/kubelet" \
+    "kube-proxy=k8s.io/kubernetes/cmd/kube-proxy"
 
 build_module "$here/etcd" "etcd-$etcd_version" "-s -w" "etcd=go.etcd.io/etcd/server/v3"
+
+# The local single-node cluster's extras (tests/cluster): only on request, so
+# the integration tier's build stays what it was.
+if [[ "${K8S_TOOLS_NODE:-0}" == 1 ]]; then
+    coredns_version="$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" {print $3}' "$here/coredns/go.mod")"
+    crictl_version="$(awk '$1 == "require" && $2 == "sigs.k8s.io/cri-tools" {print $3}' "$here/crictl/go.mod")"
+    build_module "$here/coredns" "coredns-$coredns_version" "-s -w" "coredns=github.com/coredns/coredns"
+    build_module "$here/crictl" "crictl-$crictl_version" "-s -w" "crictl=sigs.k8s.io/cri-tools/cmd/crictl"
+fi
 
 echo "$bin_dir"
