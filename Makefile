@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: k8s-bin setup test test-fast test-integration lint typecheck demo bench crds clean e2e-kind e2e-local
+.PHONY: k8s-bin setup test test-fast test-integration lint typecheck demo bench crds clean e2e-kind e2e-local \
+	cluster-up cluster-down cluster-status
 
 setup: $(STAMP)
 
@@ -73,6 +74,16 @@ e2e-local: setup
 	kubectl apply -f tests/e2e/manifests/postgres.yaml
 	kubectl --namespace dynoline-e2e-db rollout status deploy/telemetry-db --timeout=10m
 	DYNOLINE_E2E=1 $(BIN)/pytest tests/e2e -v -rs $(E2E_PYTEST_ARGS)
+
+## a single-node cluster of real components as local processes (tests/cluster, docs/e2e.md); needs root
+cluster-up:
+	bash tests/cluster/cluster.sh up
+
+cluster-down:
+	bash tests/cluster/cluster.sh down
+
+cluster-status:
+	bash tests/cluster/cluster.sh status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .dynoline
