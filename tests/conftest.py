@@ -6,10 +6,12 @@ import itertools
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from tests.store import epoch as test_epoch
 from workloads.store.embedded import EmbeddedPostgres
 from workloads.store.migrate import migrate
 
@@ -18,6 +20,27 @@ pytest_plugins = ["tests.envtest.fixtures", "tests.integration.operator_harness"
 CMAPSS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmapss"
 
 _counter = itertools.count()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if test_epoch.PROBLEM:
+        raise pytest.UsageError(test_epoch.PROBLEM)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return test_epoch.header()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # `-q` (as `make test` runs) hides the header: name the epoch wherever something failed
+    if terminalreporter.stats.get("failed") or terminalreporter.stats.get("error"):
+        terminalreporter.write_line(test_epoch.header())
+
+
+@pytest.fixture(scope="session")
+def epoch() -> datetime:
+    """Midnight UTC of the session's base day: the only date the time-dependent store tests start from."""
+    return test_epoch.EPOCH
 
 
 @pytest.fixture(scope="session")

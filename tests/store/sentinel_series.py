@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import yaml
 
+from tests.store.epoch import EPOCH
 from workloads.api.rule import Rule
 from workloads.catalog import sensor
 from workloads.sentinel.engine import LineResult, run_line
@@ -18,7 +19,7 @@ from workloads.sentinel.rules import LoadedRule
 from workloads.store.partitions import ensure_partitions
 from workloads.store.writer import copy_rows
 
-T0 = datetime(2026, 2, 1, tzinfo=UTC)
+T0 = EPOCH
 LINE = "line-t"
 # A healthy FD001 reading (unit 1, cycle 1 of train_FD001).
 HEALTHY = (

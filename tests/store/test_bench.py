@@ -8,12 +8,13 @@ a real database leaves the product's tables alone.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
+from tests.store.epoch import EPOCH
 from workloads.bench import query as query_bench
 from workloads.bench.harness import percentile, with_search_path
 from workloads.bench.stream import Backlog
@@ -40,15 +41,15 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
 
 def public_row(url: str) -> tuple[object, ...]:
     """Put one product row in public.telemetry, to show a benchmark leaves it alone."""
-    now = datetime.now(UTC)
+    ts = EPOCH + timedelta(hours=12)
     with psycopg.connect(url) as conn:
-        ensure_partitions(conn, now, now)
+        ensure_partitions(conn, ts, ts)
         conn.execute(
             "INSERT INTO telemetry VALUES ('line-a', 7, 1, %s" + ", 1.0" * 24 + ")",
-            (now,),
+            (ts,),
         )
         conn.commit()
-    return ("line-a", 7, now)
+    return ("line-a", 7, ts)
 
 
 def assert_public_untouched(url: str, row: tuple[object, ...]) -> None:
@@ -289,7 +290,7 @@ def insert(
 
 
 def test_the_telemetry_probe_returns_the_newest_row_of_each_registered_unit(database_url: str) -> None:
-    t0 = datetime(2026, 3, 10, 23, 59, 58, tzinfo=UTC)  # samples straddle midnight: two partitions
+    t0 = EPOCH + timedelta(hours=23, minutes=59, seconds=58)  # samples straddle midnight: two partitions
     with psycopg.connect(database_url) as conn:
         ensure_partitions(conn, t0 - timedelta(days=3), t0 + timedelta(days=2))
         register_units(conn, "line-a", [1, 2, 3])  # unit 3 has no samples yet
@@ -308,7 +309,7 @@ def test_the_telemetry_probe_returns_the_newest_row_of_each_registered_unit(data
 
 def test_the_time_hint_never_changes_the_answer(database_url: str) -> None:
     """Units older than the hint, newer than it, quarantined or silent get what the plain probe gives."""
-    t0 = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
+    t0 = EPOCH + timedelta(hours=12)
     with psycopg.connect(database_url) as conn:
         ensure_partitions(conn, t0 - timedelta(days=3), t0 + timedelta(days=2))
         register_units(conn, "line-a", range(1, 14))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.store.epoch import EPOCH
 from tests.store.sim_helpers import RecordingSource
 from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.simulator.config import SimulatorConfig
@@ -19,7 +20,7 @@ from workloads.store.queries import LATEST_PER_UNIT_NAIVE, latest_per_unit, para
 from workloads.store.writer import copy_rows, insert_rows_idempotent, newest_per_unit, upsert_latest
 
 Conn = psycopg.Connection[tuple[object, ...]]
-T0 = datetime(2026, 3, 1, 23, 59, 58, tzinfo=UTC)  # batches straddle midnight: two partitions
+T0 = EPOCH + timedelta(hours=23, minutes=59, seconds=58)  # batches straddle midnight: two partitions
 COLS = ", ".join(TELEMETRY_COLUMNS)
 
 
@@ -130,7 +131,7 @@ def test_latest_per_unit_reads_the_latest_table_of_one_line_in_unit_order(conn: 
 def test_a_simulator_run_with_an_overlap_and_an_old_spool_leaves_latest_equal_to_distinct_on(
     tmp_path: Path, database_url: str
 ) -> None:
-    start = datetime(2026, 4, 1, 6, tzinfo=UTC)
+    start = EPOCH + timedelta(hours=6)
     spool = tmp_path / "t.spool"
 
     def run(ticks: int, at: datetime) -> None:

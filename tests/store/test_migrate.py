@@ -32,26 +32,53 @@ def test_current_version_of_a_fresh_database_is_zero(empty_database_url: str) ->
         assert current_version(conn) == 0
 
 
-def test_partitions_made_ahead_and_dropped_whole(database_url: str) -> None:
-    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+def partitions(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+    return [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'telemetry'::regclass ORDER BY 1"
+        )
+    ]
+
+
+def day_partition(ts: datetime) -> str:
+    return f"telemetry_p{ts.astimezone(UTC):%Y%m%d}"
+
+
+def test_partitions_made_ahead_and_dropped_whole(database_url: str, epoch: datetime) -> None:
+    now = epoch + timedelta(hours=12)
+    days = [now + timedelta(days=d) for d in range(-20, 2)]
     with psycopg.connect(database_url) as conn:
-        assert ensure_partitions(conn, now - timedelta(days=20), now + timedelta(days=1)) == 22
-        assert ensure_partitions(conn, now - timedelta(days=20), now + timedelta(days=1)) == 0
+        assert ensure_partitions(conn, days[0], days[-1]) == 22
+        assert ensure_partitions(conn, days[0], days[-1]) == 0
+        assert partitions(conn) == [day_partition(d) for d in days]
         conn.execute("INSERT INTO lines (line, retention) VALUES ('a', interval '3 days')")
         conn.commit()
-        dropped = drop_expired(conn, timedelta(days=1))
-        # the longest retention asked for (3 days) wins over --keep 1d
-        remaining = [
-            r[0]
-            for r in conn.execute(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                " WHERE i.inhparent = 'telemetry'::regclass ORDER BY 1"
-            )
-        ]
-    assert dropped, "old partitions should have been dropped"
-    assert all(name < remaining[0] for name in dropped)
-    oldest_kept = datetime.strptime(remaining[0][len("telemetry_p") :], "%Y%m%d").replace(tzinfo=UTC)
-    assert datetime.now(UTC) - oldest_kept <= timedelta(days=4)
+        dropped = drop_expired(conn, timedelta(days=1), now=now)
+        remaining = partitions(conn)
+    # Exactly the days that ended 3 days or more before `now` go: the longest retention asked for
+    # (3 days) wins over keep=1d, which would also have dropped the two days before yesterday.
+    assert dropped == [day_partition(d) for d in days if d.date() <= (now - timedelta(days=4)).date()]
+    assert remaining == [day_partition(d) for d in days if d.date() >= (now - timedelta(days=3)).date()]
+    assert len(dropped) == 17 and len(remaining) == 5
+
+
+def test_retention_measures_from_the_database_clock_by_default(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT now()").fetchone()
+        assert row is not None and isinstance(row[0], datetime)
+        db_now = row[0]
+        old = (db_now - timedelta(days=30), db_now - timedelta(days=29))
+        recent = (db_now - timedelta(days=1), db_now + timedelta(days=1))
+        ensure_partitions(conn, *old)
+        ensure_partitions(conn, *recent)
+        conn.commit()
+        dropped = drop_expired(conn, timedelta(days=7))
+        remaining = partitions(conn)
+    # a month old is past 7 days, yesterday is not, whatever the client clock or the day the test runs
+    assert dropped == [day_partition(old[0]), day_partition(old[1])]
+    assert remaining == [day_partition(recent[0] + timedelta(days=d)) for d in range(3)]
 
 
 def test_cli_migrate_prints_json(empty_database_url: str, capsys: pytest.CaptureFixture[str]) -> None:

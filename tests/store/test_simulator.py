@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.store.epoch import EPOCH
 from tests.store.sim_helpers import Background, RecordingSource, expected_keys, stored_keys, wait_for
 from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.cli import main
@@ -25,7 +26,7 @@ from workloads.sources.cmapss import CmapssSource, load_builtin
 from workloads.store.embedded import free_port
 from workloads.store.unit_state import quarantine, release
 
-START = datetime(2026, 4, 1, 6, tzinfo=UTC)
+START = EPOCH + timedelta(hours=6)
 
 
 def config(tmp_path: Path, **kw: object) -> SimulatorConfig:
@@ -163,7 +164,7 @@ def test_quarantine_stops_a_unit_within_one_tick_and_release_resumes(
         quarantine(conn, "t", 1, "test", by="test")
         conn.commit()
     quarantined_at = datetime.now(UTC)
-    wait_for(lambda: (latest(0) or START) > quarantined_at + 5 * tick, "other units to stream on")
+    wait_for(lambda: (latest(0) or quarantined_at) > quarantined_at + 5 * tick, "other units to stream on")
     last_of_1 = latest(1)
     assert last_of_1 is not None and last_of_1 <= quarantined_at + tick
     assert sim.progress().quarantined == 1
@@ -172,7 +173,7 @@ def test_quarantine_stops_a_unit_within_one_tick_and_release_resumes(
         release(conn, "t", 1)
         conn.commit()
     released_at = datetime.now(UTC)
-    wait_for(lambda: (latest(1) or START) > released_at, "unit 1 to resume")
+    wait_for(lambda: (latest(1) or released_at) > released_at, "unit 1 to resume")
     stats = run.stop()
     assert stats.skipped_quarantined > 0
     assert stats.written == stats.generated
@@ -187,7 +188,8 @@ def test_a_spool_left_by_a_previous_run_is_replayed_first(tmp_path: Path, databa
         spool.append(leftover[:2])
         spool.append(leftover[2:])
     source = RecordingSource()
-    sim = Simulator(config(tmp_path, pace=False, ticks=3), database_url, source=source)
+    later = START + timedelta(minutes=1)
+    sim = Simulator(config(tmp_path, pace=False, ticks=3, start=later), database_url, source=source)
     stats = sim.run()
     assert stats.recovered == 4 and stats.spool_rows == 0
     stored = Counter(stored_keys(database_url, "t"))

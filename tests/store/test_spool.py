@@ -1,18 +1,19 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.store.epoch import EPOCH
 from workloads.errors import DynolineError
 from workloads.simulator.spool import Spool, encode_batch, frame
 from workloads.store.partitions import ensure_partitions
 from workloads.store.writer import insert_rows_idempotent
 
-T0 = datetime(2026, 2, 2, tzinfo=UTC)
+T0 = EPOCH
 
 
 def batch(first_tick: int, ticks: int, units: int = 2, line: str = "a") -> list[tuple[object, ...]]:

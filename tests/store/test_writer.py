@@ -2,16 +2,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
 
+from tests.store.epoch import EPOCH
 from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.store.partitions import ensure_partitions
 from workloads.store.writer import copy_rows, insert_rows_idempotent
 
-T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+T0 = EPOCH + timedelta(hours=12)
 
 
 def rows(line: str, units: range, ticks: range) -> list[tuple[object, ...]]:

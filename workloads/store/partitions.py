@@ -16,14 +16,21 @@ def ensure_partitions(conn: Conn, start: datetime, end: datetime) -> int:
     return int(str(row[0])) if row else 0
 
 
-def drop_expired(conn: Conn, keep: timedelta) -> list[str]:
-    """Drop partitions older than the longest retention any line asked for, and at least `keep`."""
+def drop_expired(conn: Conn, keep: timedelta, *, now: datetime | None = None) -> list[str]:
+    """Drop partitions older than the longest retention any line asked for, and at least `keep`.
+
+    Ages are measured back from `now`: by default the database's own clock, the same for every retention
+    Job wherever it runs; a caller (a test, a replay) passes the instant it means.
+    """
     row = conn.execute(
         "SELECT greatest(%s::interval, coalesce(max(retention), %s::interval)) FROM lines", (keep, keep)
     ).fetchone()
     longest = row[0] if row else keep
     dropped = [
-        str(r[0]) for r in conn.execute("SELECT dynoline_drop_partitions_before(now() - %s)", (longest,))
+        str(r[0])
+        for r in conn.execute(
+            "SELECT dynoline_drop_partitions_before(coalesce(%s::timestamptz, now()) - %s)", (now, longest)
+        )
     ]
     conn.commit()
     return dropped
