@@ -220,7 +220,7 @@ def test_query_on_a_throwaway_embedded_server(capsys: pytest.CaptureFixture[str]
 def test_stream_writes_everything_it_generates(capsys: pytest.CaptureFixture[str], database_url: str) -> None:
     row = public_row(database_url)
     r = run_json(
-        capsys, "stream", "--database-url", database_url, "--units", "40", "--rate", "5", "--seconds", "3"
+        capsys, "stream", "--database-url", database_url, "--units", "40", "--rate", "5", "--seconds", "6"
     )
     assert r["generated"] > 0
     assert r["generated"] == r["written"] == r["stored"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workloads.api import line as api
@@ -86,6 +86,8 @@ def test_a_failed_non_looping_unit_stays_failed_under_a_fault() -> None:
     assert source.reading(0, 192) is None
 
 
+# No deadline: each example loads the built-in dataset, and tests check behaviour, not speed.
+@settings(deadline=None)
 @given(unit=st.integers(0, 20), tick=st.integers(0, 5_000))
 def test_property_fault_changes_only_its_unit_after_start(unit: int, tick: int) -> None:
     inner = CmapssSource(load_builtin())
