@@ -10,7 +10,8 @@
 #               passes a debootstrap'd bookworm with Debian's python3 (no registry on that machine).
 #   WHEELS      where the build stage gets the dependency wheels: `pypi` (pip downloads them) or
 #               `wheelhouse` (a `wheelhouse/` directory in the build context, filled on the host; pip
-#               stays offline: `--no-index`). Only the selected stage is built (BuildKit, buildah >= 1.28).
+#               stays offline: `--no-index`). Only the selected stage is built (BuildKit, buildah >= 1.28;
+#               buildah 1.28 prunes stages by the --build-arg values alone, so pass WHEELS explicitly).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 ARG WHEELS=pypi
 

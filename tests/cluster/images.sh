@@ -94,6 +94,11 @@ ensure_packages() {
     fi
 }
 
+# Fail before minutes of building, not after.
+if [[ $do_import == 1 && ! -S "$address" ]]; then
+    die "no containerd socket at $address (start the cluster's containerd, or pass --address)"
+fi
+
 tools=(debootstrap buildah gcc libc6-dev ca-certificates)
 [[ $do_import == 1 ]] && tools+=(containerd)
 ensure_packages "${tools[@]}"
@@ -375,7 +380,6 @@ postgres_tar="$cache/dynoline-e2e-postgres-$(key_of "$images_src/postgres/Contai
 cached dynoline-e2e-postgres:15 build_postgres "$postgres_tar"
 
 if [[ $do_import == 1 ]]; then
-    [[ -S "$address" ]] || die "no containerd socket at $address (start the cluster's containerd, or pass --address)"
     for archive in "$pause_tar" "$project_tar" "$postgres_tar"; do
         start=$SECONDS
         ctr --address "$address" --namespace k8s.io images import "$archive" >"$work/import.log" 2>&1 ||
