@@ -72,17 +72,20 @@ fi
 
 build_root="${K8S_TOOLS_BUILD_ROOT:-$repo_root/.build/k8s}"
 bin_dir="$build_root/$k8s_version"
-mkdir -p "$bin_dir"
 
 # Only the Go module proxy is reachable: never let go fetch another toolchain.
 export GOTOOLCHAIN=local
 export CGO_ENABLED=0
 build_flags=(-trimpath)
 
-# Serialise concurrent callers (e.g. parallel pytest sessions) per bin dir.
-exec 9>"$bin_dir/.lock"
-flock 9
-rm -rf "$bin_dir"/.tmp.* # leftovers of an interrupted build
+# Serialise concurrent callers (e.g. parallel pytest sessions) per bin dir
+# (`build.sh helm` locks only helm's dir: it never waits for a control-plane build).
+if [[ "$target" == all ]]; then
+    mkdir -p "$bin_dir"
+    exec 9>"$bin_dir/.lock"
+    flock 9
+    rm -rf "$bin_dir"/.tmp.* # leftovers of an interrupted build
+fi
 
 go_version="$("$GO" env GOVERSION)"
 
@@ -152,7 +155,9 @@ build_helm() {
     kube_minor="${kube_minor%%.*}"
     helm_dir="${HELM_BUILD_ROOT:-$repo_root/.build/helm}/$helm_version"
     mkdir -p "$helm_dir"
-    rm -rf "$helm_dir"/.tmp.* # the lock above serialises every caller of this script
+    exec 8>"$helm_dir/.lock"
+    flock 8
+    rm -rf "$helm_dir"/.tmp.*
     ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
     ldflags+=" -X helm.sh/helm/v3/internal/version.metadata= -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
     for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
