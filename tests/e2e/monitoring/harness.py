@@ -116,9 +116,11 @@ def services(s: Settings) -> list[Service]:
             "pushgateway",
             "/usr/bin/prometheus-pushgateway",
             "prometheus-pushgateway",
-            (f"--web.listen-address={s.pushgateway}",),
+            # Debian's build persists to /var/lib/prometheus/pushgateway.data by default: a run would
+            # inherit (and leave behind) every group ever pushed on this machine. Its own file instead.
+            (f"--web.listen-address={s.pushgateway}", f"--persistence.file={w / 'pushgateway.data'}"),
             _http_ready(s.pushgateway),
-            f"--web.listen-address={s.pushgateway}",
+            f"--persistence.file={w / 'pushgateway.data'}",
             s.pushgateway,
         ),
         Service(
@@ -352,6 +354,7 @@ def start(s: Settings) -> None:
     stop(s)  # a previous run's leftovers, if any
     write_files(s)
     shutil.rmtree(s.workdir / "targets", ignore_errors=True)  # the discovery loop writes them afresh
+    (s.workdir / "pushgateway.data").unlink(missing_ok=True)  # no group pushed by an earlier run
     for name in ("prometheus", "alertmanager"):
         data = s.workdir / name
         shutil.rmtree(data, ignore_errors=True)  # every run starts from empty storage
