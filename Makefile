@@ -63,17 +63,38 @@ e2e-kind:
 	kind load docker-image '$(E2E_IMAGE_REPO):$(E2E_IMAGE_TAG)' --name '$(E2E_CLUSTER)'
 	$(MAKE) e2e-local
 
-## the current kubeconfig's cluster, which must already see $(E2E_IMAGE_REPO):$(E2E_IMAGE_TAG)
+## the current kubeconfig's cluster, which must already see $(E2E_IMAGE_REPO):$(E2E_IMAGE_TAG). The suite
+## installs the chart itself (helm from .build/, built from tests/k8s-tools/helm) and uninstalls it last. On the
+## local cluster (KUBECONFIG = .build/cluster/kubeconfig) Prometheus, Alertmanager and a Pushgateway run on
+## the host for the run (tests/e2e/monitoring), and are stopped whatever the outcome.
+HELM_VERSION         := $(shell awk '$$1 == "require" && $$2 == "helm.sh/helm/v3" {print $$3}' tests/k8s-tools/helm/go.mod)
+K8S_VERSION          := $(shell awk '$$1 == "require" && $$2 == "k8s.io/kubernetes" {print $$3}' tests/k8s-tools/go.mod)
+E2E_HELM_BUILT       := $(CURDIR)/.build/helm/$(HELM_VERSION)/helm
+E2E_HELM             ?= $(E2E_HELM_BUILT)
+E2E_K8S_BIN          ?= $(CURDIR)/.build/k8s/$(K8S_VERSION)
+E2E_LOCAL_KUBECONFIG := $(CURDIR)/.build/cluster/kubeconfig
+E2E_LOCAL            ?= $(if $(and $(KUBECONFIG),$(filter $(E2E_LOCAL_KUBECONFIG),$(abspath $(KUBECONFIG)))),1,0)
+E2E_MONITORING       ?= $(E2E_LOCAL)
+E2E_MONITORING_DIR   ?= $(CURDIR)/.build/e2e/monitoring
+E2E_PUSHGATEWAY_ADDR ?= 10.203.0.1:9091
+E2E_POSTGRES_IMAGE   ?= $(if $(filter 1,$(E2E_LOCAL)),dynoline-e2e-postgres:15,postgres:17)
+E2E_MONITORING_CMD    = $(BIN)/python -m tests.e2e.monitoring --workdir '$(E2E_MONITORING_DIR)' --helm '$(E2E_HELM)' \
+	--release '$(E2E_RELEASE)' --namespace '$(E2E_OPERATOR_NS)' --pushgateway '$(E2E_PUSHGATEWAY_ADDR)'
+
 e2e-local: setup
-	@kubectl get --raw /readyz >/dev/null || { echo "e2e-local: no cluster reachable from the current kubeconfig (context: $$(kubectl config current-context 2>/dev/null || echo none))" >&2; exit 1; }
-	helm upgrade --install '$(E2E_RELEASE)' charts/dynoline --namespace '$(E2E_OPERATOR_NS)' --create-namespace \
-		--set image.repository='$(E2E_IMAGE_REPO)' --set image.tag='$(E2E_IMAGE_TAG)' --set image.pullPolicy=IfNotPresent \
-		--set operator.resyncSeconds=30 --set operator.storeTtlSeconds=10 --set operator.verbose=true \
-		--wait --timeout 10m
-	kubectl apply --server-side --force-conflicts -f charts/dynoline/crds/
-	kubectl apply -f tests/e2e/manifests/postgres.yaml
-	kubectl --namespace dynoline-e2e-db rollout status deploy/telemetry-db --timeout=10m
-	DYNOLINE_E2E=1 $(BIN)/pytest tests/e2e -v -rs $(E2E_PYTEST_ARGS)
+	@PATH='$(E2E_K8S_BIN)':"$$PATH" kubectl get --raw /readyz >/dev/null || { echo "e2e-local: no cluster reachable from the current kubeconfig (context: $$(PATH='$(E2E_K8S_BIN)':"$$PATH" kubectl config current-context 2>/dev/null || echo none))" >&2; exit 1; }
+	$(if $(filter $(E2E_HELM_BUILT),$(E2E_HELM)),bash tests/k8s-tools/build.sh helm >/dev/null)
+	@set -e; export PATH='$(E2E_K8S_BIN)':"$$PATH"; \
+	if [ '$(E2E_MONITORING)' = 1 ]; then \
+		trap "$(E2E_MONITORING_CMD) stop" EXIT; trap 'exit 130' INT TERM; \
+		$(E2E_MONITORING_CMD) start; \
+		export DYNOLINE_E2E_PROMETHEUS_URL=http://127.0.0.1:9090 DYNOLINE_E2E_ALERTMANAGER_URL=http://127.0.0.1:9093 \
+			DYNOLINE_E2E_PUSHGATEWAY='http://$(E2E_PUSHGATEWAY_ADDR)'; \
+	fi; \
+	DYNOLINE_E2E=1 DYNOLINE_E2E_HELM='$(E2E_HELM)' DYNOLINE_E2E_IMAGE='$(E2E_IMAGE_REPO):$(E2E_IMAGE_TAG)' \
+	DYNOLINE_E2E_RELEASE='$(E2E_RELEASE)' DYNOLINE_E2E_OPERATOR_NAMESPACE='$(E2E_OPERATOR_NS)' \
+	DYNOLINE_E2E_POSTGRES_IMAGE='$(E2E_POSTGRES_IMAGE)' \
+		$(BIN)/pytest tests/e2e -v -rs $(E2E_PYTEST_ARGS)
 
 ## a single-node cluster of real components as local processes (tests/cluster, docs/e2e.md); needs root
 cluster-up:

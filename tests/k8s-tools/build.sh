@@ -7,12 +7,17 @@
 #
 #   bash tests/k8s-tools/build.sh            # -> .build/k8s/<k8s-version>
 #   KUBEBUILDER_ASSETS=/dir bash tests/k8s-tools/build.sh   # -> /dir, no build
+#   bash tests/k8s-tools/build.sh helm       # only helm -> .build/helm/<helm-version>
+#
+# The default run also builds helm (for the e2e tier) after the control plane;
+# its directory is then printed before the last line, never as the last.
 #
 # Environment:
 #   K8S_TOOLS_NODE=1     also build CoreDNS and crictl (tests/cluster's node).
 #   KUBEBUILDER_ASSETS   ready binaries (kube-apiserver + etcd at least); used
 #                        as-is when complete, like controller-runtime's envtest.
 #   K8S_TOOLS_BUILD_ROOT where versioned bin dirs go (default <repo>/.build/k8s).
+#   HELM_BUILD_ROOT      where helm's versioned dir goes (default <repo>/.build/helm).
 #   GO                   go command (default: go on PATH, else /usr/local/go/bin/go).
 #
 # Idempotent: a binary is rebuilt only when missing or when its module's
@@ -24,10 +29,19 @@ repo_root="$(cd "$here/../.." && pwd)"
 
 log() { printf 'k8s-tools: %s\n' "$*" >&2; }
 
+target="${1:-all}"
+case "$target" in
+    all | helm) ;;
+    *)
+        log "unknown target '$target' (expected: helm, or nothing for everything)"
+        exit 2
+        ;;
+esac
+
 is_exe() { [[ -f "$1" && -x "$1" ]]; }
 
 # 1. Honour KUBEBUILDER_ASSETS when it already holds a usable control plane.
-if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
+if [[ -n "${KUBEBUILDER_ASSETS:-}" && "$target" == all ]]; then
     if is_exe "$KUBEBUILDER_ASSETS/kube-apiserver" && is_exe "$KUBEBUILDER_ASSETS/etcd"; then
         for optional in kube-controller-manager kubectl; do
             is_exe "$KUBEBUILDER_ASSETS/$optional" ||
@@ -59,17 +73,20 @@ fi
 
 build_root="${K8S_TOOLS_BUILD_ROOT:-$repo_root/.build/k8s}"
 bin_dir="$build_root/$k8s_version"
-mkdir -p "$bin_dir"
 
 # Only the Go module proxy is reachable: never let go fetch another toolchain.
 export GOTOOLCHAIN=local
 export CGO_ENABLED=0
 build_flags=(-trimpath)
 
-# Serialise concurrent callers (e.g. parallel pytest sessions) per bin dir.
-exec 9>"$bin_dir/.lock"
-flock 9
-rm -rf "$bin_dir"/.tmp.* # leftovers of an interrupted build
+# Serialise concurrent callers (e.g. parallel pytest sessions) per bin dir
+# (`build.sh helm` locks only helm's dir: it never waits for a control-plane build).
+if [[ "$target" == all ]]; then
+    mkdir -p "$bin_dir"
+    exec 9>"$bin_dir/.lock"
+    flock 9
+    rm -rf "$bin_dir"/.tmp.* # leftovers of an interrupted build
+fi
 
 go_version="$("$GO" env GOVERSION)"
 
@@ -124,6 +141,38 @@ build_module() {
     log "$stamp_name: built in $((SECONDS - start))s"
 }
 
+# helm for the e2e tier, from its own tools module into its own versioned dir,
+# stamped like helm's Makefile does (version, and the Kubernetes minor its
+# client-go speaks, which `helm template`'s default .Capabilities reports).
+build_helm() {
+    local helm_version helm_dir client_go ldflags
+    helm_version="$(awk '$1 == "require" && $2 == "helm.sh/helm/v3" {print $3}' "$here/helm/go.mod")"
+    client_go="$(awk '$1 == "k8s.io/client-go" {print $2}' "$here/helm/go.mod")"
+    if [[ -z "$helm_version" || -z "$client_go" ]]; then
+        log "cannot read helm's or client-go's version from $here/helm/go.mod"
+        return 1
+    fi
+    local kube_minor="${client_go#v0.}"
+    kube_minor="${kube_minor%%.*}"
+    helm_dir="${HELM_BUILD_ROOT:-$repo_root/.build/helm}/$helm_version"
+    mkdir -p "$helm_dir"
+    exec 8>"$helm_dir/.lock"
+    flock 8
+    rm -rf "$helm_dir"/.tmp.*
+    ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
+    ldflags+=" -X helm.sh/helm/v3/internal/version.metadata= -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+        ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$kube_minor"
+    done
+    bin_dir="$helm_dir" build_module "$here/helm" "helm-$helm_version" "$ldflags" "helm=helm.sh/helm/v3/cmd/helm"
+    echo "$helm_dir"
+}
+
+if [[ "$target" == helm ]]; then
+    build_helm
+    exit 0
+fi
+
 # Stamp the release into the binaries like Kubernetes' own build does
 # (hack/lib/version.sh); otherwise /version reports v0.0.0-master.
 k8s_minor="${k8s_version#v1.}"
@@ -152,5 +201,7 @@ if [[ "${K8S_TOOLS_NODE:-0}" == 1 ]]; then
     build_module "$here/coredns" "coredns-$coredns_version" "-s -w" "coredns=github.com/coredns/coredns"
     build_module "$here/crictl" "crictl-$crictl_version" "-s -w" "crictl=sigs.k8s.io/cri-tools/cmd/crictl"
 fi
+
+build_helm
 
 echo "$bin_dir"
