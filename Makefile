@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: k8s-bin setup test test-fast test-integration lint typecheck demo bench crds clean e2e-kind e2e-local \
-	cluster-up cluster-down cluster-status
+	e2e-run images cluster-up cluster-down cluster-status
 
 setup: $(STAMP)
 
@@ -55,15 +55,19 @@ E2E_RELEASE      ?= dynoline
 E2E_OPERATOR_NS  ?= dynoline-system
 E2E_PYTEST_ARGS  ?=
 
-## kind: create the cluster if absent, build the image, load it into the node, then e2e-local
+## kind: create the cluster if absent, build the image, load it into the node, then e2e-run (helm from PATH)
 e2e-kind:
 	kind get clusters 2>/dev/null | grep -qx '$(E2E_CLUSTER)' || kind create cluster --name '$(E2E_CLUSTER)' --wait 180s
 	kind export kubeconfig --name '$(E2E_CLUSTER)'
 	DOCKER_BUILDKIT=1 docker build -t '$(E2E_IMAGE_REPO):$(E2E_IMAGE_TAG)' .
 	kind load docker-image '$(E2E_IMAGE_REPO):$(E2E_IMAGE_TAG)' --name '$(E2E_CLUSTER)'
-	$(MAKE) e2e-local
+	$(MAKE) e2e-run E2E_HELM="$$(command -v helm)"
 
-## the current kubeconfig's cluster, which must already see $(E2E_IMAGE_REPO):$(E2E_IMAGE_TAG). The suite
+## this machine, no Docker engine or registry: cluster-up, images, e2e-run, cluster-down (also on failure)
+e2e-local: setup
+	bash tests/cluster/e2e-local.sh
+
+## e2e-run: the current kubeconfig's cluster, which must already see $(E2E_IMAGE_REPO):$(E2E_IMAGE_TAG). The suite
 ## installs the chart itself (helm from .build/, built from tests/k8s-tools/helm) and uninstalls it last. On the
 ## local cluster (KUBECONFIG = .build/cluster/kubeconfig) Prometheus, Alertmanager and a Pushgateway run on
 ## the host for the run (tests/e2e/monitoring), and are stopped whatever the outcome.
@@ -81,8 +85,8 @@ E2E_POSTGRES_IMAGE   ?= $(if $(filter 1,$(E2E_LOCAL)),dynoline-e2e-postgres:15,p
 E2E_MONITORING_CMD    = $(BIN)/python -m tests.e2e.monitoring --workdir '$(E2E_MONITORING_DIR)' --helm '$(E2E_HELM)' \
 	--release '$(E2E_RELEASE)' --namespace '$(E2E_OPERATOR_NS)' --pushgateway '$(E2E_PUSHGATEWAY_ADDR)'
 
-e2e-local: setup
-	@PATH='$(E2E_K8S_BIN)':"$$PATH" kubectl get --raw /readyz >/dev/null || { echo "e2e-local: no cluster reachable from the current kubeconfig (context: $$(PATH='$(E2E_K8S_BIN)':"$$PATH" kubectl config current-context 2>/dev/null || echo none))" >&2; exit 1; }
+e2e-run: setup
+	@PATH='$(E2E_K8S_BIN)':"$$PATH" kubectl get --raw /readyz >/dev/null || { echo "e2e-run: no cluster reachable from the current kubeconfig (context: $$(PATH='$(E2E_K8S_BIN)':"$$PATH" kubectl config current-context 2>/dev/null || echo none))" >&2; exit 1; }
 	$(if $(filter $(E2E_HELM_BUILT),$(E2E_HELM)),bash tests/k8s-tools/build.sh helm >/dev/null)
 	@set -e; export PATH='$(E2E_K8S_BIN)':"$$PATH"; \
 	if [ '$(E2E_MONITORING)' = 1 ]; then \
@@ -97,6 +101,10 @@ e2e-local: setup
 		$(BIN)/pytest tests/e2e -v -rs $(E2E_PYTEST_ARGS)
 
 ## a single-node cluster of real components as local processes (tests/cluster, docs/e2e.md); needs root
+## images: built without Docker or a registry (tests/cluster/images.sh), imported into its containerd
+images:
+	bash tests/cluster/images.sh --import
+
 cluster-up:
 	bash tests/cluster/cluster.sh up
 

@@ -49,8 +49,6 @@ SYSCTL_SAVED="$NODE_ROOT/sysctl.saved"
 CHAIN=DYNOLINE-ISOLATION
 # Stopped in this order by `down`: the node first, so no pod outlives its kubelet.
 COMPONENTS=(kubelet kube-proxy coredns kube-scheduler kube-controller-manager kube-apiserver etcd containerd)
-SYSCTLS=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
-    net.ipv4.conf.all.route_localnet)
 
 log() { printf 'cluster: %s\n' "$*" >&2; }
 die() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local cluster's images without a Docker engine or a registry, from Debian packages and
-# PyPI only, and imports them into containerd's k8s.io namespace (tests/cluster/images/README.md):
+# PyPI only, and imports them into containerd's k8s.io namespace (docs/e2e.md):
 #
 #   localhost/dynoline-base:<key>                 debootstrap --variant=minbase bookworm + python3 (build only)
 #   docker.io/library/dynoline-pause:local        a static pause binary (tests/cluster/images/pause.c)

@@ -6,7 +6,7 @@ driven as subprocesses: the same commands a person would type, and `kubectl exec
 dynoline CLI. When a step fails, its report carries the pods, events, descriptions and logs of the
 namespaces involved (section "e2e diagnostics").
 
-Settings (environment; `make e2e-local` sets them):
+Settings (environment; `make e2e-run` sets them):
   DYNOLINE_E2E_HELM             helm binary (default: helm on PATH)
   DYNOLINE_E2E_IMAGE            the project image, repository:tag (default dynoline:e2e)
   DYNOLINE_E2E_RELEASE          helm release (default dynoline)
