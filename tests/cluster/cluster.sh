@@ -50,6 +50,9 @@ CHAIN=DYNOLINE-ISOLATION
 # Stopped in this order by `down`: the node first, so no pod outlives its kubelet.
 COMPONENTS=(kubelet kube-proxy coredns kube-scheduler kube-controller-manager kube-apiserver etcd containerd)
 
+# shellcheck source=tests/cluster/lib.sh
+source "$here/lib.sh"
+
 log() { printf 'cluster: %s\n' "$*" >&2; }
 die() {
     printf 'cluster: error: %s\n' "$*" >&2
@@ -58,19 +61,8 @@ die() {
 
 # ------------------------------------------------------------------------------------------ binaries
 
-need_packages() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    log "installing Debian packages: ${missing[*]}"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-}
-
 binaries() {
-    need_packages containerd runc containernetworking-plugins iptables conntrack openssl iproute2 kmod curl
+    ensure_packages containerd runc containernetworking-plugins iptables conntrack openssl iproute2 kmod curl
     local bin_dir
     bin_dir="$(K8S_TOOLS_NODE=1 bash "$repo_root/tests/k8s-tools/build.sh" | tail -n 1)"
     [[ -d "$bin_dir" ]] || die "tests/k8s-tools/build.sh printed no bin dir"

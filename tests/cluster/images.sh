@@ -74,25 +74,8 @@ done
 
 # ------------------------------------------------------------------------------------------------ tools
 
-# Debian packages this script needs, installed when missing; `apt-get update` only if the package
-# lists are absent or the first install attempt fails (stale lists on an old machine).
-ensure_packages() {
-    local missing=() pkg
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    log "installing ${missing[*]} (apt)"
-    export DEBIAN_FRONTEND=noninteractive
-    if ! compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null; then
-        apt-get update -qq >&2 || die "apt-get update failed"
-    fi
-    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2; then
-        apt-get update -qq >&2 || die "apt-get update failed"
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
-            die "apt-get install ${missing[*]} failed"
-    fi
-}
+# shellcheck source=tests/cluster/lib.sh
+source "$here/lib.sh"
 
 # Fail before minutes of building, not after.
 if [[ $do_import == 1 && ! -S "$address" ]]; then
