@@ -30,6 +30,9 @@ REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
 EXAMPLES = REPO / "examples" / "k8s"
 IMAGE = "registry.example/dynoline:test"
+# Label selectors of the operator's migration Jobs and simulator pods.
+MIGRATE = "app.kubernetes.io/component=migrate"
+SIMULATOR = "app.kubernetes.io/component=simulator"
 T = TypeVar("T")
 
 

@@ -11,6 +11,8 @@ from controllers.manifests import CONFIG_HASH
 from tests.envtest.controlplane import ControlPlane
 from tests.integration.operator_harness import (
     EXAMPLES,
+    MIGRATE,
+    SIMULATOR,
     Operator,
     apply,
     condition,
@@ -24,9 +26,6 @@ from tests.integration.operator_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-MIGRATE = "app.kubernetes.io/component=migrate"
-SIMULATOR = "app.kubernetes.io/component=simulator"
 
 
 def children(cp: ControlPlane, namespace: str, line: str) -> dict[str, bool]:

@@ -16,6 +16,8 @@ import pytest
 from controllers.manifests import CONFIG_HASH
 from tests.envtest.controlplane import ControlPlane
 from tests.integration.operator_harness import (
+    MIGRATE,
+    SIMULATOR,
     Operator,
     apply,
     db_secret,
@@ -29,8 +31,6 @@ from tests.integration.operator_harness import (
 
 pytestmark = pytest.mark.integration
 
-MIGRATE = "app.kubernetes.io/component=migrate"
-SIMULATOR = "app.kubernetes.io/component=simulator"
 CLAIM = {
     "metadata": {"labels": {"backup.example.com/policy": "none"}},
     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
