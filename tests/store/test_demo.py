@@ -124,7 +124,8 @@ def test_demo_alerts_on_the_faulted_unit_and_stops_only_it(tmp_path: Path, pg_di
     assert "Warning" not in done.stderr, done.stderr  # nothing before (or after) the header
     out = done.stdout.splitlines()
     url = f"postgresql://postgres@127.0.0.1:{port}/demo"
-    assert out[0].startswith("dynoline demo: line line-a, 6 units at 1 Hz from cmapss"), out[:3]
+    replay = "FD001, each engine's first 40 cycles on a loop"
+    assert out[0] == f"dynoline demo: line line-a, 6 units at 1 Hz replaying {replay}", out[:3]
     assert "fault: unit 5 starts a thermal runaway 5s in" in done.stdout
     assert f"database: {url}" in out
     assert f"  dynoline unit release --line line-a --unit 5 --database-url {url}" in out

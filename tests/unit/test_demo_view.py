@@ -89,7 +89,7 @@ def _snapshot(alerts: tuple[AlertRow, ...], quarantined: tuple[int, ...]) -> Sna
 def _view(snapshot: Snapshot | None) -> View:
     progress = Progress(97.2, 9700, 9690, 10, 0, 1, True, 0.003, 0.0081)
     return View(
-        "line-a", 100, 1.0, "cmapss", progress, 99.0, 9690, 7, 5.0, SentinelStatus(19, 0, None, 0.04, 9000),
+        "line-a", 100, 1.0, progress, 99.0, 9690, 7, 5.0, SentinelStatus(19, 0, None, 0.04, 9000),
         snapshot, fault(100, 60, None),
     )  # fmt: skip
 
@@ -134,7 +134,7 @@ def test_the_terminal_view_shows_the_newest_alert_and_the_stopped_unit() -> None
     console = Console(width=140, record=True, color_system=None)
     console.print(render(_view(_snapshot((_alert(1, 3, "ps30-high"), _alert(2, 17)), (17,)))))
     text = console.export_text()
-    assert "dynoline demo · line line-a · 100 units at 1 Hz from cmapss · 97 s" in text
+    assert "dynoline demo · line line-a · 100 units at 1 Hz · 97 s" in text and "Ctrl-C stops" in text
     assert "unit 17: thermal runaway (T50, T30 +30 °R/min) from 60 s, running for 37 s" in text
     assert "2 critical   0 warning   0 info" in text
     assert "rule      t50-rising-fast (critical, action quarantine)" in text
@@ -144,3 +144,23 @@ def test_the_terminal_view_shows_the_newest_alert_and_the_stopped_unit() -> None
     console = Console(width=140, record=True, color_system=None)
     console.print(render(_view(None)))
     assert "database unreadable" in console.export_text()
+
+
+def test_units_replay_the_healthy_start_of_their_engine_and_the_fault_rides_on_top() -> None:
+    from workloads.demo.source import HEALTHY_CYCLES, demo_source
+
+    spec = CmapssSource(type="cmapss")
+    (runaway,) = _plan(fault_at_s=0).config.faults
+    source = demo_source(spec, [runaway], 1.0, full_lives=False)
+    whole = demo_source(spec, [], 1.0, full_lives=True)
+    for unit in (3, 17):
+        assert [source.reading(unit, t).cycle for t in (0, HEALTHY_CYCLES - 1, HEALTHY_CYCLES)] == [  # type: ignore[union-attr]
+            1, HEALTHY_CYCLES, 1,
+        ]  # fmt: skip
+    assert whole.reading(3, HEALTHY_CYCLES).cycle == HEALTHY_CYCLES + 1  # type: ignore[union-attr]
+    healthy, hot = whole.reading(17, 5), source.reading(17, 5)  # same engine cycle 6, one with the fault
+    assert healthy is not None and hot is not None and hot.cycle == healthy.cycle == 6
+    assert hot.sensors[3] > healthy.sensors[3]  # T50 ramps up
+    assert source.reading(16, 5) == whole.reading(16, 5)  # other units untouched
+    assert _plan().source_label == f"FD001, each engine's first {HEALTHY_CYCLES} cycles on a loop"
+    assert _plan(full_lives=True).source_label == "FD001 run-to-failure lives"

@@ -37,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--source", choices=("cmapss", "synthetic"), default="cmapss", help="default cmapss (FD001)"
     )
     p.add_argument("--seed", type=int, default=None, help="seed of the synthetic source")
+    p.add_argument(
+        "--full-lives", action="store_true",
+        help="replay whole FD001 run-to-failure lives (engines wear out within minutes and get stopped too)"
+        "; default: each engine's healthy first cycles on a loop",
+    )  # fmt: skip
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds (default: Ctrl-C)")
     p.add_argument(
         "--rules", type=Path, default=DEFAULT_RULES, metavar="DIR",

@@ -28,6 +28,19 @@ class Plan:
     rules: tuple[LoadedRule, ...]  # the pack's rules on the demo's line
     interval_s: float
     fault: Fault | None
+    full_lives: bool = False
+
+    @property
+    def source_label(self) -> str:
+        """What the units replay, in the words of the header and the view."""
+        from .source import HEALTHY_CYCLES
+
+        source = self.config.source
+        if source.type != "cmapss":
+            return f"the synthetic damage model (seed {getattr(source, 'seed', '?')})"
+        if self.full_lives:
+            return f"{source.dataset} run-to-failure lives"
+        return f"{source.dataset}, each engine's first {HEALTHY_CYCLES} cycles on a loop"
 
 
 def fault_unit(units: int, chosen: int | None) -> int:
@@ -81,6 +94,7 @@ def make_plan(
     fault_at_s: float,
     fault_unit: int | None,
     spool: Path,
+    full_lives: bool = False,
 ) -> Plan:
     injected = fault(units, fault_at_s, fault_unit) if faults and units >= 1 else None
     config = SimulatorConfig(
@@ -93,7 +107,8 @@ def make_plan(
         metrics_port=metrics_port,
         spool=spool,
     )
-    return Plan(config, rules_for_line(rules, line, rules_where), interval_seconds(interval), injected)
+    rules_here = rules_for_line(rules, line, rules_where)
+    return Plan(config, rules_here, interval_seconds(interval), injected, full_lives)
 
 
 def connection_help(url: str, line: str, unit: int | None) -> list[str]:

@@ -29,6 +29,7 @@ from . import server as demo_server
 from . import snapshot as snap
 from .plan import Plan, connection_help, make_plan
 from .sentinel import SentinelLoop
+from .source import demo_source
 from .view import Seen, View, events, rate_between, render, stream_line
 
 if TYPE_CHECKING:
@@ -45,11 +46,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.database_url:
             url = dsn.resolve(args.database_url)
-            where = f"PostgreSQL at {dsn.describe(url)} (--database-url)"
+            where = f"{dsn.describe(url)} (--database-url)"
         else:
             server = demo_server.start(args.data_dir, args.port)
             url = server.url
-            where = f"embedded PostgreSQL, data in {server.server.datadir} (a fresh database each run)"
+            where = f"embedded, data in {server.server.datadir} (a fresh database each run)"
         applied = migrate(url)
         _header(out, plan, url, where, server.note if server else None, len(applied))
         return _stream(out, plan, url, began, verbose=bool(getattr(args, "verbose", False)))
@@ -77,14 +78,15 @@ def _plan(args: argparse.Namespace) -> Plan:
         fault_at_s=args.fault_at,
         fault_unit=args.fault_unit,
         spool=Path(".dynoline") / "demo-spool" / f"{args.line}.spool",
+        full_lives=args.full_lives,
     )
 
 
 def _header(out: TextIO, plan: Plan, url: str, where: str, note: str | None, migrations: int) -> None:
     c = plan.config
     lines = [
-        f"dynoline demo: line {c.line}, {c.units} units at {c.rate_hz:g} Hz from {c.source.type}"
-        f" into {where}",
+        f"dynoline demo: line {c.line}, {c.units} units at {c.rate_hz:g} Hz replaying {plan.source_label}",
+        f"postgres: {where}",
         f"sentinel: {len(plan.rules)} rules of the pack every {plan.interval_s:g} s"
         + (f"; schema: {migrations} migrations applied" if migrations else ""),
     ]
@@ -165,7 +167,8 @@ def _stream(out: TextIO, plan: Plan, url: str, began: float, *, verbose: bool) -
         row = conn.execute("SELECT count(*) FROM telemetry WHERE line = %s", (config.line,)).fetchone()
     baseline = int(str(row[0])) if row else 0
 
-    sim = Simulator(config, url)
+    source = demo_source(config.source, config.faults, config.rate_hz, full_lives=plan.full_lives)
+    sim = Simulator(config, url, source=source)
     sentinel = SentinelLoop(url, plan.rules, plan.interval_s)
     reader = Reader(url, config.line)
     stop = threading.Event()
@@ -204,7 +207,7 @@ def _stream(out: TextIO, plan: Plan, url: str, began: float, *, verbose: bool) -
                 if snapshot is not None:
                     outcome.observe(snapshot, p.elapsed_s)
                 view = View(
-                    config.line, config.units, config.rate_hz, config.source.type, p, rate,
+                    config.line, config.units, config.rate_hz, p, rate,
                     baseline + p.written, len(plan.rules), plan.interval_s, sentinel.status(), snapshot,
                     plan.fault,
                 )  # fmt: skip

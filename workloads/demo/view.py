@@ -28,7 +28,6 @@ class View:
     line: str
     units: int
     rate_hz: float
-    source: str
     progress: Progress
     rate: float  # samples/s stored since the previous view
     stored: int
@@ -174,11 +173,9 @@ def render(v: View) -> RenderableType:
                 for x in SEVERITIES
             ),
         )
-    title = (
-        f"dynoline demo · line {v.line} · {v.units} units at {v.rate_hz:g} Hz from {v.source}"
-        f" · {p.elapsed_s:.0f} s · Ctrl-C stops"
-    )
-    parts: list[RenderableType] = [Panel(status, title=title, title_align="left")]
+    title = f"dynoline demo · line {v.line} · {v.units} units at {v.rate_hz:g} Hz · {p.elapsed_s:.0f} s"
+    panel = Panel(status, title=title, title_align="left", subtitle="Ctrl-C stops", subtitle_align="right")
+    parts: list[RenderableType] = [panel]
     if snap is not None:
         if snap.newest:
             newest = snap.newest[0]
