@@ -11,6 +11,8 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from workloads.errors import DynolineError
@@ -18,7 +20,33 @@ from workloads.errors import DynolineError
 _SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
 
 
+def _provide_runtime_dir() -> None:
+    """Give platformdirs the runtime directory it asks for when `embedded_postgres` is imported.
+
+    Without $XDG_RUNTIME_DIR (root on a server, no login session) platformdirs warns on every import and
+    falls back to `<tmp>/runtime-<uid>`; name that same private directory (or `/run/user/<uid>` when it
+    exists) up front, so the wheel gets the directory it would have used and nobody sees a warning.
+    """
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    uid = os.geteuid()
+    system = Path(f"/run/user/{uid}")
+    if system.is_dir() and system.stat().st_uid == uid:
+        os.environ["XDG_RUNTIME_DIR"] = str(system)
+        return
+    private = Path(tempfile.gettempdir()) / f"runtime-{uid}"
+    try:
+        private.mkdir(mode=0o700, exist_ok=True)
+        info = private.lstat()
+    except OSError:
+        return  # platformdirs will say what is wrong with it
+    if info.st_uid == uid and not private.is_symlink():
+        private.chmod(0o700)
+        os.environ["XDG_RUNTIME_DIR"] = str(private)
+
+
 def _bin_dir() -> Path:
+    _provide_runtime_dir()
     try:
         from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError:
@@ -33,6 +61,44 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    """Nobody listens on 127.0.0.1:`port` (connections of a stopped server in TIME_WAIT do not count:
+    PostgreSQL binds with SO_REUSEADDR too)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class PortChoice:
+    port: int
+    wanted: int  # the remembered or default port; differs from `port` when that one was taken
+
+
+def remembered_port(datadir: Path, default: int) -> PortChoice:
+    """The port kept beside `datadir` (`<datadir>.port`), else `default`; a free one if that is taken.
+
+    The choice is written back, so a server keeps one URL across restarts unless its port gets taken.
+    """
+    datadir = Path(datadir).resolve()
+    keep = datadir.parent / f"{datadir.name}.port"
+    wanted = default
+    try:
+        text = keep.read_text().strip()
+        if text.isdigit() and 0 < int(text) < 65536:
+            wanted = int(text)
+    except OSError:
+        pass
+    port = wanted if port_is_free(wanted) else free_port()
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    keep.write_text(f"{port}\n")
+    return PortChoice(port, wanted)
 
 
 class EmbeddedPostgres:
@@ -146,6 +212,7 @@ class EmbeddedPostgres:
         for path in (self.datadir, self.socket_dir):
             shutil.rmtree(path, ignore_errors=True)
         self.log.unlink(missing_ok=True)
+        (self.datadir.parent / f"{self.datadir.name}.port").unlink(missing_ok=True)
 
     def __enter__(self) -> EmbeddedPostgres:
         self.init()
