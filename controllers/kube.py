@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import kopf
 
-from controllers.crdgen import API_VERSION
+from workloads.api.groupversion import API_VERSION
 
 FIELD_MANAGER = "dynoline-operator"
 APPLY = "application/apply-patch+yaml"

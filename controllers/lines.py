@@ -25,13 +25,14 @@ from controllers.kube import ApiError
 from controllers.manifests import Owner
 from controllers.reporting import write_status
 from controllers.store import StoreError
+from workloads.api.groupversion import qualified
 from workloads.api.line import DynoLineSpec, SecretKeyRef
 from workloads.api.status import DynoLineStatus, MigrationStatus
-from workloads.cli import format_validation_error
+from workloads.errors import format_validation_error
 
 KIND = "DynoLine"
 CONTROLLER = "dynoline"
-FINALIZER = "dynoline.dev/telemetry-cleanup"
+FINALIZER = qualified("telemetry-cleanup")
 log = logging.getLogger(__name__)
 
 JobState = Literal["Complete", "Failed", "Running"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from controllers.crdgen import API_VERSION
+from workloads.api.groupversion import API_VERSION, qualified
 from workloads.api.line import DynoLineSpec, SecretKeyRef
 from workloads.api.rule import SentinelRuleSpec
 from workloads.api.spool import DEFAULT_EMPTY_DIR_SIZE, SpoolSpec, VolumeClaimTemplate
@@ -29,9 +29,9 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_LINE = "dynoline.dev/line"
-CONFIG_HASH = "dynoline.dev/config-hash"
-IMAGE_ANNOTATION = "dynoline.dev/image"
+LABEL_LINE = qualified("line")
+CONFIG_HASH = qualified("config-hash")
+IMAGE_ANNOTATION = qualified("image")
 
 SIMULATOR = "simulator"
 MIGRATE = "migrate"

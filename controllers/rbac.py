@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from controllers.crdgen import GROUP, dump
+from controllers.crdgen import dump
+from workloads.api.groupversion import GROUP
 
 RULES: tuple[dict[str, Any], ...] = (
     # Watch the custom resources; `patch` for the telemetry-cleanup finalizer (metadata only).

@@ -22,9 +22,9 @@ from controllers.manifests import LABEL_COMPONENT, LABEL_INSTANCE, SENTINEL, Own
 from controllers.reporting import write_status
 from controllers.store import StoreError
 from workloads.api.line import SecretKeyRef
-from workloads.api.rule import HealthIndexCondition, SentinelRuleSpec
+from workloads.api.rule import SentinelRuleSpec
 from workloads.api.status import RunResult, SentinelRuleStatus
-from workloads.cli import format_validation_error
+from workloads.errors import format_validation_error
 
 KIND = "SentinelRule"
 CONTROLLER = "sentinelrule"
@@ -138,14 +138,6 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
             previous.model_copy(),
             invalid_spec(format_validation_error(exc)),
         )
-        return None
-    if isinstance(spec.condition, HealthIndexCondition) and "/" in spec.condition.model:
-        message = (
-            f"model file {spec.condition.model!r} is relative to a rule file, which the sentinel pod does not"
-            " have; use a model shipped with dynoline (e.g. fd001-health)"
-        )
-        observed = invalid_spec(message, reason="ModelFileUnavailable")
-        await write_status(ctx, KIND, CONTROLLER, obj, previous, previous.model_copy(), observed)
         return None
     owner = Owner(KIND, name, namespace, meta["uid"])
     line_name = spec.line_ref.name

@@ -390,7 +390,7 @@ def test_a_rule_with_a_model_file_cannot_be_wrapped() -> None:
             "condition": {"type": "healthIndex", "model": "models/mine.json", "value": 1},
         }
     )
-    with pytest.raises(DynolineError, match="relative to the rule file"):
+    with pytest.raises(DynolineError, match=r"rule 'h': .*model must be one shipped with dynoline"):
         sentinel_rules([rule], schedule="*/1 * * * *")
 
 

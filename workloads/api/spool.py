@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from workloads.api.common import Model
+from workloads.api.groupversion import qualified
 
 # A positive size in bytes with an optional decimal or binary suffix (`512Mi`, `1Gi`, `0.5Gi`, `10G`): the
 # part of the Kubernetes quantity syntax that makes sense for storage. Zero is refused by the pattern (one
@@ -41,7 +42,7 @@ RESERVED_LABELS = (
     "app.kubernetes.io/instance",
     "app.kubernetes.io/component",
     "app.kubernetes.io/managed-by",
-    "dynoline.dev/line",
+    qualified("line"),
 )
 
 _KEY = re.compile(QUALIFIED_NAME_PATTERN)
