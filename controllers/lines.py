@@ -24,7 +24,7 @@ from controllers.context import Context, SecretCheck, check_secret
 from controllers.kube import ApiError
 from controllers.manifests import Owner
 from controllers.reporting import write_status
-from controllers.store import StoreError
+from controllers.store_access import StoreError
 from workloads.api.groupversion import qualified
 from workloads.api.line import DynoLineSpec, SecretKeyRef
 from workloads.api.status import DynoLineStatus, MigrationStatus

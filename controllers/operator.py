@@ -20,7 +20,7 @@ from controllers.kube import Kube, connection_info
 from controllers.manifests import LABEL_MANAGED_BY, MANAGED_BY
 from controllers.metrics import Metrics, count_watch_failures
 from controllers.settings import OperatorConfig, configure, from_env
-from controllers.store import Store
+from controllers.store_access import Store
 from workloads.api.groupversion import DYNOLINE, GROUP, SENTINELRULE, VERSION
 
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}

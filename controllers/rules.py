@@ -3,7 +3,7 @@
 Status comes from two places. The last run is read from the CronJob's Jobs (the newest finished one gives
 lastResult/lastRunTime; an active one makes it Progressing). Open alerts are counted in the store, where
 the sentinel keeps them: the operator reads them with the line's database Secret through one cached query
-per database (controllers/store.py), so a rule's status needs neither a sidecar nor write access to the
+per database (controllers/store_access.py), so a rule's status needs neither a sidecar nor write access to the
 API from the sentinel pods. Without store access (`DYNOLINE_STORE_QUERIES=false`) openAlerts stays unset.
 """
 
@@ -20,7 +20,7 @@ from controllers.context import Context, check_secret
 from controllers.lines import JobReport, invalid_spec, job_report
 from controllers.manifests import LABEL_COMPONENT, LABEL_INSTANCE, SENTINEL, Owner
 from controllers.reporting import write_status
-from controllers.store import StoreError
+from controllers.store_access import StoreError
 from workloads.api.line import SecretKeyRef
 from workloads.api.rule import SentinelRuleSpec
 from workloads.api.status import RunResult, SentinelRuleStatus

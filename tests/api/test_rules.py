@@ -10,7 +10,7 @@ import yaml
 from controllers import manifests, rules
 from controllers.context import Context
 from controllers.kube import Kube
-from controllers.store import Store
+from controllers.store_access import Store
 from tests.api.conftest import Cluster, events_for, exists, obj
 from tests.api.test_lines import NS, line, secret
 from workloads.api.rule import Rule

@@ -352,7 +352,7 @@ def test_rule_file_loads_in_the_sentinel(tmp_path: Path) -> None:
 
 
 def test_a_rule_pack_wraps_into_sentinelrules_and_back() -> None:
-    from controllers.wrap import sentinel_rules
+    from controllers.rulepack import sentinel_rules
 
     rules = [
         Rule.model_validate(
@@ -380,7 +380,7 @@ def test_a_rule_pack_wraps_into_sentinelrules_and_back() -> None:
 
 
 def test_a_rule_with_a_model_file_cannot_be_wrapped() -> None:
-    from controllers.wrap import sentinel_rules
+    from controllers.rulepack import sentinel_rules
     from workloads.errors import DynolineError
 
     rule = Rule.model_validate(
@@ -395,7 +395,7 @@ def test_a_rule_with_a_model_file_cannot_be_wrapped() -> None:
 
 
 def test_the_shipped_examples_are_valid() -> None:
-    from controllers.wrap import command, sentinel_rules, to_yaml
+    from controllers.rulepack import command, sentinel_rules, to_yaml
     from workloads.sentinel.rules import load_rules
 
     examples = Path(__file__).resolve().parents[2] / "examples"

@@ -1,4 +1,4 @@
-"""Plain rule files → SentinelRule resources, so a rule pack can be put on a schedule with kubectl."""
+"""Rule packs → SentinelRule resources, so plain rule files can be put on a schedule with kubectl."""
 
 from __future__ import annotations
 
