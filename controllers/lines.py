@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
 from controllers import events, manifests
 from controllers.conditions import DEGRADED, PROGRESSING, READY, Observed
 from controllers.context import Context, SecretCheck, check_secret
+from controllers.jobs import JobReport, job_report
 from controllers.kube import ApiError
 from controllers.manifests import Owner
-from controllers.reporting import write_status
+from controllers.reporting import reject, write_status
 from controllers.store_access import StoreError
 from workloads.api.groupversion import qualified
 from workloads.api.line import DynoLineSpec, SecretKeyRef
@@ -35,34 +36,12 @@ CONTROLLER = "dynoline"
 FINALIZER = qualified("telemetry-cleanup")
 log = logging.getLogger(__name__)
 
-JobState = Literal["Complete", "Failed", "Running"]
-
-
-@dataclass(frozen=True)
-class JobReport:
-    name: str
-    state: JobState
-    message: str = ""
-
 
 @dataclass(frozen=True)
 class Rollout:
     replicas: int  # wanted
     ready: int
     updated: bool  # every wanted pod runs the current template and no old ones are left
-
-
-def job_report(job: dict[str, Any]) -> JobReport:
-    """Complete / Failed from the Job's conditions; anything else is still running."""
-    name = job["metadata"]["name"]
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("status") != "True":
-            continue
-        if cond.get("type") == "Complete":
-            return JobReport(name, "Complete")
-        if cond.get("type") == "Failed":
-            return JobReport(name, "Failed", cond.get("message") or cond.get("reason") or "")
-    return JobReport(name, "Running")
 
 
 def rollout(sts: dict[str, Any] | None, replicas: int) -> Rollout:
@@ -167,14 +146,6 @@ def _store_degraded(store_error: str | None) -> Observed:
     return Observed(DEGRADED, "False", "AsExpected", "")
 
 
-def invalid_spec(message: str, reason: str = "InvalidSpec") -> list[Observed]:
-    return [
-        Observed(READY, "False", reason, message),
-        Observed(PROGRESSING, "False", reason, message),
-        Observed(DEGRADED, "True", reason, message),
-    ]
-
-
 def owner_of(obj: dict[str, Any]) -> Owner:
     meta = obj["metadata"]
     return Owner(KIND, meta["name"], meta["namespace"], meta["uid"])
@@ -193,15 +164,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     try:
         spec = DynoLineSpec.model_validate(obj.get("spec") or {})
     except ValidationError as exc:
-        await write_status(
-            ctx,
-            KIND,
-            CONTROLLER,
-            obj,
-            previous,
-            previous.model_copy(),
-            invalid_spec(format_validation_error(exc)),
-        )
+        await reject(ctx, KIND, CONTROLLER, obj, previous, format_validation_error(exc))
         return None
     await _sync_finalizer(ctx, obj, spec)
 

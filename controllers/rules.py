@@ -3,8 +3,9 @@
 Status comes from two places. The last run is read from the CronJob's Jobs (the newest finished one gives
 lastResult/lastRunTime; an active one makes it Progressing). Open alerts are counted in the store, where
 the sentinel keeps them: the operator reads them with the line's database Secret through one cached query
-per database (controllers/store_access.py), so a rule's status needs neither a sidecar nor write access to the
-API from the sentinel pods. Without store access (`DYNOLINE_STORE_QUERIES=false`) openAlerts stays unset.
+per database (controllers/store_access.py), so a rule's status needs neither a sidecar nor write access
+to the API from the sentinel pods. Without store access (`DYNOLINE_STORE_QUERIES=false`) openAlerts stays
+unset.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from pydantic import ValidationError
 from controllers import events, manifests
 from controllers.conditions import DEGRADED, PROGRESSING, READY, Observed
 from controllers.context import Context, check_secret
-from controllers.lines import JobReport, invalid_spec, job_report
+from controllers.jobs import JobReport, job_report
 from controllers.manifests import LABEL_COMPONENT, LABEL_INSTANCE, SENTINEL, Owner
-from controllers.reporting import write_status
+from controllers.reporting import reject, write_status
 from controllers.store_access import StoreError
 from workloads.api.line import SecretKeyRef
 from workloads.api.rule import SentinelRuleSpec
@@ -129,15 +130,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
         spec = SentinelRuleSpec.model_validate(obj.get("spec") or {})
         spec.to_rule(name)
     except ValidationError as exc:
-        await write_status(
-            ctx,
-            KIND,
-            CONTROLLER,
-            obj,
-            previous,
-            previous.model_copy(),
-            invalid_spec(format_validation_error(exc)),
-        )
+        await reject(ctx, KIND, CONTROLLER, obj, previous, format_validation_error(exc))
         return None
     owner = Owner(KIND, name, namespace, meta["uid"])
     line_name = spec.line_ref.name
