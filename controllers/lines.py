@@ -172,17 +172,15 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     settings = ctx.config.workload
     secret = await check_secret(ctx.kube, namespace, spec.database.secret_ref)
 
-    config_map = manifests.line_config_map(owner, spec)
-    config = manifests.config_hash(config_map["data"][manifests.LINE_FILE])
-    ctx.writes.record(await ctx.kube.apply(config_map))
-    ctx.writes.record(await ctx.kube.apply(manifests.line_service(owner)))
+    # The migration Job first: what it reports decides which image the shards run, and how many.
     job = await ctx.kube.apply(manifests.migration_job(owner, spec, settings))
     ctx.writes.record(job)
     migration = job_report(job)
     image, replicas, completed = plan_workload(spec, settings.image, migration, previous.migration)
-    sts = await ctx.kube.apply(
-        manifests.simulator_statefulset(owner, spec, settings, image=image, replicas=replicas, config=config)
-    )
+    children = manifests.line_children(owner, spec, settings, image=image, replicas=replicas)
+    ctx.writes.record(await ctx.kube.apply(children.config_map))
+    ctx.writes.record(await ctx.kube.apply(children.service))
+    sts = await ctx.kube.apply(children.statefulset)
     ctx.writes.record(sts)
     stale_job = previous.migration.job if previous.migration else None
     if stale_job and stale_job != migration.name:
@@ -209,7 +207,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
         shards=replicas,
         shards_ready=progress.ready,
         quarantined_units=quarantined,
-        config_hash=config,
+        config_hash=children.config_hash,
         migration=MigrationStatus(job=migration.name, completed_image=completed),
     )
     await write_status(ctx, KIND, CONTROLLER, obj, previous, status, observed)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controllers import events, manifests
+from controllers import events, manifests, naming
 from controllers.conditions import DEGRADED, PROGRESSING, READY, Observed
 from controllers.context import Context, check_secret
 from controllers.jobs import JobReport, job_report
@@ -136,7 +136,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     line_name = spec.line_ref.name
     line = await ctx.kube.get_or_none("DynoLine", namespace, line_name)
     database = _line_secret(line) if line is not None else None
-    cron_name = manifests.rule_object_name(name)
+    cron_name = naming.rule_object_name(name)
     if line is None or database is None:
         cron = await ctx.kube.get_or_none("CronJob", namespace, cron_name)
         if cron is not None and not (cron.get("spec") or {}).get("suspend"):
@@ -157,7 +157,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
         return ctx.config.missing_ref_retry_seconds
 
     config_map = manifests.rule_config_map(owner, spec)
-    config = manifests.config_hash(config_map["data"][manifests.rule_file_name(name)])
+    config = naming.config_hash(config_map["data"][naming.rule_file_name(name)])
     ctx.writes.record(await ctx.kube.apply(config_map))
     cron = await ctx.kube.apply(
         manifests.sentinel_cronjob(
