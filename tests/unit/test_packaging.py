@@ -38,3 +38,26 @@ def test_every_runtime_dependency_is_imported_by_the_product() -> None:
     assert unused == [], f"runtime dependencies no product module imports (make them dev-only): {unused}"
     dev = {_distribution(r) for r in project["optional-dependencies"]["dev"]}
     assert "kubernetes" in dev and "kubernetes" not in imported  # the test tier's client only
+
+
+def test_the_product_never_imports_the_test_tree() -> None:
+    offenders = []
+    for package in PRODUCT:
+        for path in (REPO / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                if any(n == "tests" or n.startswith("tests.") for n in names):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} imports {names}")
+                if (
+                    isinstance(node, ast.Attribute)
+                    and node.attr == "path"
+                    and getattr(node.value, "id", "") == "sys"
+                ):
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} touches sys.path")
+    assert offenders == [], offenders
