@@ -4,8 +4,8 @@ Kubernetes wants a *structural* schema: no `$ref`, no `additionalProperties: fal
 `oneOf`. So references are inlined, `X | None` becomes an optional X, and a discriminated union becomes one
 object with every variant's fields plus generated CEL rules (`x-kubernetes-validations`) that say which
 fields each variant needs and takes. Each pydantic validator's twin is declared on the validator
-(workloads/api/cel.py) or, for a model's cross-field rules, in its `json_schema_extra` (api/line.py);
-`uncovered_validators()` lists any validator without one, so a new check cannot slip past the CRD (a test
+(workloads/api/cel.py); CEL with no validator (a transition rule) sits in the model's `json_schema_extra`.
+`uncovered_validators()` lists any validator without a twin, so a new check cannot slip past the CRD (a test
 asserts the list is empty). Unknown fields are refused by the API server's strict field validation
 (kubectl's default), since structural schemas cannot say `additionalProperties: false`.
 """
@@ -104,17 +104,12 @@ def annotated_validators(info: FieldInfo) -> list[Any]:
 
 
 def uncovered_validators(root: type[BaseModel]) -> list[str]:
-    """pydantic validators reachable from `root` that have no CEL twin: each is a check the CRD misses.
-
-    A model whose `json_schema_extra` carries its own `x-kubernetes-validations` (workloads/api/line.py,
-    spool.py) declares its model validators' twins there."""
+    """pydantic validators reachable from `root` that have no CEL twin: each is a check the CRD misses."""
     missing: list[str] = []
     for cls in models(root):
         decorators = cls.__pydantic_decorators__
-        own = cls.model_config.get("json_schema_extra")
-        has_own = isinstance(own, Mapping) and bool(own.get("x-kubernetes-validations"))
         for name, model_dec in decorators.model_validators.items():
-            if not (has_own or cel.has_twin(model_dec.func)):
+            if not cel.has_twin(model_dec.func):
                 missing.append(f"{cls.__name__}.{name}")
         for name, field_dec in decorators.field_validators.items():
             if not cel.has_twin(field_dec.func):
@@ -171,7 +166,8 @@ class _Converter:
                 out[key] = copy.deepcopy(value)
         cls = self.by_title.get(node.get("title", ""))
         if cls is not None and out.get("type") == "object":
-            rules = list(out.get("x-kubernetes-validations", [])) + _model_rules(cls)
+            # The validators' twins, then rules with no validator (json_schema_extra: transition rules).
+            rules = _model_rules(cls) + list(out.get("x-kubernetes-validations", []))
             if rules:
                 out["x-kubernetes-validations"] = rules
             for name, sub in out.get("properties", {}).items():
