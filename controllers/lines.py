@@ -26,12 +26,12 @@ from controllers.kube import ApiError
 from controllers.manifests import Owner
 from controllers.reporting import reject, write_status
 from controllers.store_access import StoreError
-from workloads.api.groupversion import qualified
+from workloads.api.groupversion import DYNOLINE, qualified
 from workloads.api.line import DynoLineSpec, SecretKeyRef
 from workloads.api.status import DynoLineStatus, MigrationStatus
 from workloads.errors import format_validation_error
 
-KIND = "DynoLine"
+KIND = DYNOLINE.kind
 CONTROLLER = "dynoline"
 FINALIZER = qualified("telemetry-cleanup")
 log = logging.getLogger(__name__)

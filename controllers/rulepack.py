@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from controllers.crdgen import dump
-from workloads.api.groupversion import API_VERSION
+from workloads.api.groupversion import API_VERSION, SENTINELRULE
 from workloads.api.rule import Rule, SentinelRuleSpec
 from workloads.errors import DynolineError, format_validation_error
 
@@ -29,7 +29,7 @@ def sentinel_rules(rules: Sequence[Rule], *, schedule: str, line: str | None = N
         resources.append(
             {
                 "apiVersion": API_VERSION,
-                "kind": "SentinelRule",
+                "kind": SENTINELRULE.kind,
                 "metadata": {"name": rule.name, "labels": {"app.kubernetes.io/name": "dynoline"}},
                 "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
             }

@@ -22,12 +22,13 @@ from controllers.jobs import JobReport, job_report
 from controllers.manifests import LABEL_COMPONENT, LABEL_INSTANCE, SENTINEL, Owner
 from controllers.reporting import reject, write_status
 from controllers.store_access import StoreError
+from workloads.api.groupversion import DYNOLINE, SENTINELRULE
 from workloads.api.line import SecretKeyRef
 from workloads.api.rule import SentinelRuleSpec
 from workloads.api.status import RunResult, SentinelRuleStatus
 from workloads.errors import format_validation_error
 
-KIND = "SentinelRule"
+KIND = SENTINELRULE.kind
 CONTROLLER = "sentinelrule"
 
 
@@ -134,7 +135,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
         return None
     owner = Owner(KIND, name, namespace, meta["uid"])
     line_name = spec.line_ref.name
-    line = await ctx.kube.get_or_none("DynoLine", namespace, line_name)
+    line = await ctx.kube.get_or_none(DYNOLINE.kind, namespace, line_name)
     database = _line_secret(line) if line is not None else None
     cron_name = naming.rule_object_name(name)
     if line is None or database is None:

@@ -195,9 +195,9 @@ async def wait_alive(kube: Kube, namespace: str, operator: subprocess.Popen[byte
     while time.monotonic() < deadline:
         if operator.poll() is not None:
             raise DynolineError(f"the operator exited with {operator.returncode} during start-up")
-        found = await kube.get_or_none("DynoLine", namespace, "warm-up")
+        found = await kube.get_or_none(DYNOLINE.kind, namespace, "warm-up")
         if found and (found.get("status") or {}).get("observedGeneration") == 1:
-            await kube.delete("DynoLine", namespace, "warm-up")
+            await kube.delete(DYNOLINE.kind, namespace, "warm-up")
             return
         await asyncio.sleep(0.2)
     raise DynolineError("the operator did not reconcile a first line within 120 s")
@@ -239,7 +239,7 @@ async def wait_converged(
     while time.monotonic() < deadline:
         peak = max(peak, process.memory_info().rss)
         done = 0
-        for item in await kube.list("DynoLine", namespace):
+        for item in await kube.list(DYNOLINE.kind, namespace):
             status = item.get("status") or {}
             if (
                 item["metadata"]["name"] in names
