@@ -286,6 +286,9 @@ def test_enough_distinct_refusals() -> None:
 def test_valid_manifests_and_the_examples_are_accepted(crds: ControlPlane, namespace: str) -> None:
     crds.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(line("line-ok")))
     crds.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(rule_manifest("rule-ok")))
+    daily = rule_manifest("rule-daily", schedule="@daily")  # 6 characters: the shortest schedule
+    crds.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(daily))
+    assert SentinelRuleSpec.model_validate(daily["spec"]).schedule == "@daily"
     crds.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES))
     crds.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "persistent-spool"))
     assert get(crds, "dynolines", namespace, "line-b") is not None
