@@ -46,7 +46,7 @@ bench: setup k8s-bin
 	$(BIN)/dynoline bench stream $(if $(BENCH_DATABASE_URL),--database-url '$(BENCH_DATABASE_URL)')
 	$(BIN)/dynoline bench query $(if $(BENCH_DATABASE_URL),--database-url '$(BENCH_DATABASE_URL)')
 	$(BIN)/dynoline bench sentinel $(if $(BENCH_DATABASE_URL),--database-url '$(BENCH_DATABASE_URL)')
-	$(BIN)/dynoline bench operator
+	$(BIN)/python -m tests.envtest.bench_operator
 
 ## e2e tier (tests/e2e, docs/e2e.md): the chart's operator on a real cluster; never part of `make test`
 E2E_CLUSTER      ?= dynoline-e2e

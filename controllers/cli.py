@@ -99,7 +99,7 @@ def _crds(args: argparse.Namespace) -> int:
 
 
 def _sentinelrules(args: argparse.Namespace) -> int:
-    from controllers.wrap import command, sentinel_rules, to_yaml
+    from controllers.rulepack import command, sentinel_rules, to_yaml
     from workloads.sentinel.rules import load_rules
 
     loaded = [item.rule for item in load_rules(args.rules)]

@@ -12,7 +12,7 @@ from typing import Any
 from controllers.kube import ApiError, Kube
 from controllers.metrics import Metrics
 from controllers.settings import OperatorConfig
-from controllers.store import Store
+from controllers.store_access import Store
 from workloads.api.line import SecretKeyRef
 
 ObjKey = tuple[str, str, str]  # kind, namespace, name

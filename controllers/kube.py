@@ -1,22 +1,25 @@
 """A small async Kubernetes client for what the reconcilers do: get, list, server-side apply, patch, delete.
 
 kopf watches; this client writes. It takes its credentials from the same `kopf.ConnectionInfo` kopf logs
-in with (service account in a pod, else $KUBECONFIG), and re-reads them once on a 401 (service-account
-tokens rotate). Errors become `ApiError` with the server's own message; nothing here ever logs a body.
+in with (service account in a pod, else $KUBECONFIG), and re-reads them on a 401 (service-account tokens
+rotate): one shared HTTP client whose `httpx.Auth` swaps the credentials under a lock, so the workers'
+concurrent requests re-read them once between them and none fails because another re-authenticated.
+Errors become `ApiError` with the server's own message; nothing here ever logs a body.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import kopf
 
-from controllers.crdgen import API_VERSION
+from workloads.api.groupversion import API_VERSION, DYNOLINE, SENTINELRULE
 
 FIELD_MANAGER = "dynoline-operator"
 APPLY = "application/apply-patch+yaml"
@@ -46,8 +49,8 @@ KINDS: dict[str, Kind] = {
     "StatefulSet": Kind("apps/v1", "statefulsets"),
     "Job": Kind("batch/v1", "jobs"),
     "CronJob": Kind("batch/v1", "cronjobs"),
-    "DynoLine": Kind(API_VERSION, "dynolines"),
-    "SentinelRule": Kind(API_VERSION, "sentinelrules"),
+    DYNOLINE.kind: Kind(API_VERSION, DYNOLINE.plural),
+    SENTINELRULE.kind: Kind(API_VERSION, SENTINELRULE.plural),
 }
 
 
@@ -97,6 +100,42 @@ def connection_info(settings: kopf.OperatorSettings | None = None) -> kopf.Conne
     return info
 
 
+class Relogin(httpx.Auth):
+    """Credentials headers that renew themselves on a 401, once for all the requests that met it.
+
+    Each request remembers which credentials it was sent with; on its 401, the first to take the lock
+    re-reads them (`relogin`) and the others, finding newer ones, just retry with those. The TLS context
+    stays the client's: a service account's CA does not rotate under a running pod, its token does.
+    """
+
+    requires_request_body = True  # a retried PATCH or POST sends its body again
+
+    def __init__(
+        self, headers: Mapping[str, str], relogin: Callable[[], kopf.ConnectionInfo] | None = None
+    ) -> None:
+        self._headers = dict(headers)
+        self._relogin = relogin
+        self._generation = 0
+        self._lock = asyncio.Lock()
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError("Relogin serves the async client only")
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        sent_with = self._generation
+        request.headers.update(self._headers)
+        response = yield request
+        if response.status_code != 401 or self._relogin is None:
+            return
+        async with self._lock:
+            if self._generation == sent_with:  # nobody has renewed them since this request was sent
+                self._headers = dict(self._relogin().as_http_headers())
+                self._generation += 1
+                log.info("the API server refused the operator's credentials (401): re-read them")
+        request.headers.update(self._headers)
+        yield request
+
+
 class Kube:
     """Async API client; `Kube.from_connection()` in the operator, `Kube(base_url)` against a test server."""
 
@@ -109,18 +148,14 @@ class Kube:
         timeout: float = 15.0,
         relogin: Callable[[], kopf.ConnectionInfo] | None = None,
     ) -> None:
-        self._relogin = relogin
-        self._timeout = timeout
-        self._http = self._client(base_url, headers or {}, verify)
 
-    def _client(self, base_url: str, headers: Mapping[str, str], verify: Any) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
-        return httpx.AsyncClient(
+        self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
-            headers={"User-Agent": "dynoline-operator", "Accept": "application/json", **headers},
+            headers={"User-Agent": "dynoline-operator", "Accept": "application/json"},
+            auth=Relogin(headers or {}, relogin),
             verify=verify,
-            timeout=httpx.Timeout(self._timeout, connect=5.0),
-            limits=limits,
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         )
 
     @classmethod
@@ -146,21 +181,13 @@ class Kube:
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        for attempt in (1, 2):
-            response = await self._http.request(
-                method,
-                url,
-                params=params,
-                json=body,
-                headers={"Content-Type": content_type} if body is not None else None,
-            )
-            if response.status_code == 401 and attempt == 1 and self._relogin is not None:
-                info = self._relogin()
-                old = self._http
-                self._http = self._client(str(old.base_url), info.as_http_headers(), info.as_ssl_context())
-                await old.aclose()
-                continue
-            break
+        response = await self._http.request(
+            method,
+            url,
+            params=params,
+            json=body,
+            headers={"Content-Type": content_type} if body is not None else None,
+        )
         if response.status_code >= 400:
             raise _error(response)
         if not response.content:

@@ -14,34 +14,27 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
 from controllers import events, manifests
 from controllers.conditions import DEGRADED, PROGRESSING, READY, Observed
 from controllers.context import Context, SecretCheck, check_secret
+from controllers.jobs import JobReport, job_report
 from controllers.kube import ApiError
 from controllers.manifests import Owner
-from controllers.reporting import write_status
-from controllers.store import StoreError
+from controllers.reporting import reject, write_status
+from controllers.store_access import StoreError
+from workloads.api.groupversion import DYNOLINE, qualified
 from workloads.api.line import DynoLineSpec, SecretKeyRef
 from workloads.api.status import DynoLineStatus, MigrationStatus
-from workloads.cli import format_validation_error
+from workloads.errors import format_validation_error
 
-KIND = "DynoLine"
+KIND = DYNOLINE.kind
 CONTROLLER = "dynoline"
-FINALIZER = "dynoline.dev/telemetry-cleanup"
+FINALIZER = qualified("telemetry-cleanup")
 log = logging.getLogger(__name__)
-
-JobState = Literal["Complete", "Failed", "Running"]
-
-
-@dataclass(frozen=True)
-class JobReport:
-    name: str
-    state: JobState
-    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,19 +42,6 @@ class Rollout:
     replicas: int  # wanted
     ready: int
     updated: bool  # every wanted pod runs the current template and no old ones are left
-
-
-def job_report(job: dict[str, Any]) -> JobReport:
-    """Complete / Failed from the Job's conditions; anything else is still running."""
-    name = job["metadata"]["name"]
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("status") != "True":
-            continue
-        if cond.get("type") == "Complete":
-            return JobReport(name, "Complete")
-        if cond.get("type") == "Failed":
-            return JobReport(name, "Failed", cond.get("message") or cond.get("reason") or "")
-    return JobReport(name, "Running")
 
 
 def rollout(sts: dict[str, Any] | None, replicas: int) -> Rollout:
@@ -166,14 +146,6 @@ def _store_degraded(store_error: str | None) -> Observed:
     return Observed(DEGRADED, "False", "AsExpected", "")
 
 
-def invalid_spec(message: str, reason: str = "InvalidSpec") -> list[Observed]:
-    return [
-        Observed(READY, "False", reason, message),
-        Observed(PROGRESSING, "False", reason, message),
-        Observed(DEGRADED, "True", reason, message),
-    ]
-
-
 def owner_of(obj: dict[str, Any]) -> Owner:
     meta = obj["metadata"]
     return Owner(KIND, meta["name"], meta["namespace"], meta["uid"])
@@ -192,15 +164,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     try:
         spec = DynoLineSpec.model_validate(obj.get("spec") or {})
     except ValidationError as exc:
-        await write_status(
-            ctx,
-            KIND,
-            CONTROLLER,
-            obj,
-            previous,
-            previous.model_copy(),
-            invalid_spec(format_validation_error(exc)),
-        )
+        await reject(ctx, KIND, CONTROLLER, obj, previous, format_validation_error(exc))
         return None
     await _sync_finalizer(ctx, obj, spec)
 
@@ -208,17 +172,15 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
     settings = ctx.config.workload
     secret = await check_secret(ctx.kube, namespace, spec.database.secret_ref)
 
-    config_map = manifests.line_config_map(owner, spec)
-    config = manifests.config_hash(config_map["data"][manifests.LINE_FILE])
-    ctx.writes.record(await ctx.kube.apply(config_map))
-    ctx.writes.record(await ctx.kube.apply(manifests.line_service(owner)))
+    # The migration Job first: what it reports decides which image the shards run, and how many.
     job = await ctx.kube.apply(manifests.migration_job(owner, spec, settings))
     ctx.writes.record(job)
     migration = job_report(job)
     image, replicas, completed = plan_workload(spec, settings.image, migration, previous.migration)
-    sts = await ctx.kube.apply(
-        manifests.simulator_statefulset(owner, spec, settings, image=image, replicas=replicas, config=config)
-    )
+    children = manifests.line_children(owner, spec, settings, image=image, replicas=replicas)
+    ctx.writes.record(await ctx.kube.apply(children.config_map))
+    ctx.writes.record(await ctx.kube.apply(children.service))
+    sts = await ctx.kube.apply(children.statefulset)
     ctx.writes.record(sts)
     stale_job = previous.migration.job if previous.migration else None
     if stale_job and stale_job != migration.name:
@@ -245,7 +207,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
         shards=replicas,
         shards_ready=progress.ready,
         quarantined_units=quarantined,
-        config_hash=config,
+        config_hash=children.config_hash,
         migration=MigrationStatus(job=migration.name, completed_image=completed),
     )
     await write_status(ctx, KIND, CONTROLLER, obj, previous, status, observed)

@@ -1,25 +1,32 @@
 """Pure builders: a DynoLine or SentinelRule in, the Kubernetes objects the operator applies out.
 
-Nothing here talks to the API. Every object carries the standard labels (ARCHITECTURE.md), an owner
-reference to its custom resource (so garbage collection removes it with the resource) and only the fields
-the operator means to own (they are applied with server-side apply, so a hand edit of one of these fields
-is put back and fields set by others are left alone). The database URL never appears: pods read it from
-the referenced Secret (`secretKeyRef`) into `DYNOLINE_DATABASE_URL`.
+Nothing here talks to the API. Every object carries the standard labels (Kubernetes' recommended
+`app.kubernetes.io/*` ones and `dynoline.dev/line`, see `labels()`), an owner reference to its custom
+resource (so garbage collection removes it with the resource) and only the fields the operator means to
+own (they are applied with server-side apply, so a hand edit of one of these fields is put back and fields
+set by others are left alone). The database URL never appears: pods read it from the referenced Secret
+(`secretKeyRef`) into `DYNOLINE_DATABASE_URL`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from controllers.crdgen import API_VERSION
+from controllers import spool_volume
+from controllers.naming import (
+    config_hash,
+    config_name,
+    migration_job_name,
+    rule_file_name,
+    rule_object_name,
+)
+from controllers.spool_volume import SPOOL_DIR, SPOOL_VOLUME
+from workloads.api.groupversion import API_VERSION, qualified
 from workloads.api.line import DynoLineSpec, SecretKeyRef
 from workloads.api.rule import SentinelRuleSpec
-from workloads.api.spool import DEFAULT_EMPTY_DIR_SIZE, SpoolSpec, VolumeClaimTemplate
 
 Manifest = dict[str, Any]
 
@@ -29,9 +36,9 @@ LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_LINE = "dynoline.dev/line"
-CONFIG_HASH = "dynoline.dev/config-hash"
-IMAGE_ANNOTATION = "dynoline.dev/image"
+LABEL_LINE = qualified("line")
+CONFIG_HASH = qualified("config-hash")
+IMAGE_ANNOTATION = qualified("image")
 
 SIMULATOR = "simulator"
 MIGRATE = "migrate"
@@ -41,8 +48,6 @@ METRICS_PORT = 9108
 CONFIG_DIR = "/etc/dynoline"
 LINE_FILE = "line.yaml"
 RULES_DIR = "/etc/dynoline/rules"
-SPOOL_DIR = "/var/lib/dynoline/spool"
-SPOOL_VOLUME = "spool"
 DATABASE_ENV = "DYNOLINE_DATABASE_URL"
 
 
@@ -74,10 +79,6 @@ class WorkloadSettings:
     image_pull_policy: str = "IfNotPresent"
     service_account: str | None = None
     pushgateway: str | None = None
-
-
-def short_hash(text: str, length: int = 10) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def labels(instance: str, component: str, line: str) -> dict[str, str]:
@@ -146,16 +147,6 @@ def _pod_spec(
 # ------------------------------------------------------------------------------------------------ DynoLine
 
 
-def config_name(line: str) -> str:
-    return f"{line}-config"
-
-
-def migration_job_name(line: str, template: dict[str, Any]) -> str:
-    """One Job per (line, pod template): a new image or database runs the migrations again, an unchanged
-    one never does; and a Job's template is immutable, so a changed one must be a new Job."""
-    return f"{line}-migrate-{short_hash(canonical(template), 8)}"
-
-
 def line_file(name: str, spec: DynoLineSpec) -> str:
     """The simulator's `--config` file: what the shards stream. Not the database reference (pods get a URL),
     not `paused` (no pods run then), not `telemetryPolicy` (the operator's business) and not `spool` (it is
@@ -165,10 +156,6 @@ def line_file(name: str, spec: DynoLineSpec) -> str:
     )
     document = {"line": name, "spec": body, "simulator": {"spool": SPOOL_DIR + "/"}}
     return yaml.safe_dump(document, sort_keys=True)
-
-
-def config_hash(text: str) -> str:
-    return short_hash(text, 16)
 
 
 def line_config_map(owner: Owner, spec: DynoLineSpec) -> Manifest:
@@ -252,7 +239,7 @@ def simulator_statefulset(
     claim = spec.spool.volume_claim_template if spec.spool else None
     volumes: list[dict[str, Any]] = [{"name": "config", "configMap": {"name": config_name(owner.name)}}]
     if claim is None:
-        volumes.append(_spool_empty_dir(spec.spool))
+        volumes.append(spool_volume.empty_dir(spec.spool))
     sts_spec: dict[str, Any] = {
         "replicas": replicas,
         "serviceName": owner.name,
@@ -276,7 +263,9 @@ def simulator_statefulset(
         },
     }
     if claim is not None:
-        sts_spec["volumeClaimTemplates"] = [spool_claim_template(owner, claim)]
+        sts_spec["volumeClaimTemplates"] = [
+            spool_volume.claim_template(claim, labels(owner.name, SIMULATOR, owner.name))
+        ]
         # Deleting the line deletes its claims; scaling down (fewer shards, paused) keeps a shard's
         # unreplayed spool for when the shard comes back.
         sts_spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Delete", "whenScaled": "Retain"}
@@ -288,48 +277,38 @@ def simulator_statefulset(
     }
 
 
-def _spool_empty_dir(spool: SpoolSpec | None) -> dict[str, Any]:
-    """Survives container restarts and outages while the pod lives; lost with the pod (docs/spool.md)."""
-    size = spool.size_limit if spool and spool.size_limit else DEFAULT_EMPTY_DIR_SIZE
-    return {"name": SPOOL_VOLUME, "emptyDir": {"sizeLimit": size}}
+@dataclass(frozen=True)
+class LineChildren:
+    """Every object of one DynoLine, and the hash of the settings file that rolls its shards."""
+
+    config_hash: str
+    config_map: Manifest
+    service: Manifest
+    migration_job: Manifest
+    statefulset: Manifest
+
+    def manifests(self) -> list[Manifest]:
+        return [self.config_map, self.service, self.migration_job, self.statefulset]
 
 
-def spool_claim_template(owner: Owner, claim: VolumeClaimTemplate) -> Manifest:
-    """The StatefulSet's claim template: the StatefulSet controller makes `spool-<line>-<ordinal>` from it.
-
-    StatefulSet volumeClaimTemplates are immutable, so for a given DynoLine this must build the same
-    object in every operator version (the DynoLine CRD refuses changes to the template itself): the
-    standard labels over the user's, the user's annotations, and the claim spec as given.
-    """
-    meta = claim.metadata
-    metadata: dict[str, Any] = {
-        "name": SPOOL_VOLUME,
-        "labels": {
-            **(meta.labels if meta and meta.labels else {}),
-            **labels(owner.name, SIMULATOR, owner.name),
-        },
-    }
-    if meta and meta.annotations:
-        metadata["annotations"] = dict(meta.annotations)
-    claim_spec: dict[str, Any] = {
-        "accessModes": list(claim.spec.access_modes),
-        "resources": {"requests": {"storage": claim.spec.resources.requests.storage}},
-    }
-    if claim.spec.storage_class_name is not None:
-        claim_spec["storageClassName"] = claim.spec.storage_class_name
-    return {"metadata": metadata, "spec": claim_spec}
+def line_children(
+    owner: Owner, spec: DynoLineSpec, settings: WorkloadSettings, *, image: str, replicas: int
+) -> LineChildren:
+    """`image` and `replicas` are the reconciler's plan for the shards (the newest migrated image)."""
+    config_map = line_config_map(owner, spec)
+    config = config_hash(config_map["data"][LINE_FILE])
+    return LineChildren(
+        config_hash=config,
+        config_map=config_map,
+        service=line_service(owner),
+        migration_job=migration_job(owner, spec, settings),
+        statefulset=simulator_statefulset(
+            owner, spec, settings, image=image, replicas=replicas, config=config
+        ),
+    )
 
 
 # ------------------------------------------------------------------------------------------- SentinelRule
-
-
-def rule_object_name(rule: str) -> str:
-    """The CronJob's and the ConfigMap's name (CronJob names must leave room for Job suffixes)."""
-    return f"sentinel-{rule}"
-
-
-def rule_file_name(rule: str) -> str:
-    return f"{rule}.yaml"
 
 
 def rule_file(name: str, spec: SentinelRuleSpec) -> str:
@@ -399,8 +378,3 @@ def sentinel_cronjob(
             },
         },
     }
-
-
-def canonical(manifest: Manifest) -> str:
-    """Stable text of a manifest, for hashing and comparing."""
-    return json.dumps(manifest, sort_keys=True, separators=(",", ":"))

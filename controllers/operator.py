@@ -13,14 +13,15 @@ from typing import Any
 
 import kopf
 
-from controllers import crdgen, lines, rules
+from controllers import lines, rules
 from controllers.context import Context
 from controllers.controller import Controller
 from controllers.kube import Kube, connection_info
 from controllers.manifests import LABEL_MANAGED_BY, MANAGED_BY
 from controllers.metrics import Metrics, count_watch_failures
 from controllers.settings import OperatorConfig, configure, from_env
-from controllers.store import Store
+from controllers.store_access import Store
+from workloads.api.groupversion import DYNOLINE, GROUP, SENTINELRULE, VERSION
 
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 log = logging.getLogger(__name__)
@@ -76,12 +77,12 @@ def _observe(kind: str, memo: Any, event: Any) -> None:
     _controller(memo).observe(kind, event.get("type"), event.get("object") or {})
 
 
-@kopf.on.event(crdgen.GROUP, crdgen.VERSION, "dynolines")
+@kopf.on.event(GROUP, VERSION, DYNOLINE.plural)
 def dynoline_event(memo: kopf.Memo, event: Any, **_: Any) -> None:
     _observe(lines.KIND, memo, event)
 
 
-@kopf.on.event(crdgen.GROUP, crdgen.VERSION, "sentinelrules")
+@kopf.on.event(GROUP, VERSION, SENTINELRULE.plural)
 def sentinelrule_event(memo: kopf.Memo, event: Any, **_: Any) -> None:
     _observe(rules.KIND, memo, event)
 

@@ -9,24 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from controllers.crdgen import GROUP, dump
+from controllers.crdgen import dump
+from workloads.api.groupversion import GROUP, KINDS
+
+OURS = [k.plural for k in KINDS]
 
 RULES: tuple[dict[str, Any], ...] = (
     # Watch the custom resources; `patch` for the telemetry-cleanup finalizer (metadata only).
     {
         "apiGroups": [GROUP],
-        "resources": ["dynolines", "sentinelrules"],
+        "resources": OURS,
         "verbs": ["get", "list", "watch", "patch"],
     },
     {
         "apiGroups": [GROUP],
-        "resources": ["dynolines/status", "sentinelrules/status"],
+        "resources": [f"{r}/status" for r in OURS],
         "verbs": ["get", "patch"],
     },
     # Owner references with blockOwnerDeletion need `update` on the owner's finalizers subresource.
     {
         "apiGroups": [GROUP],
-        "resources": ["dynolines/finalizers", "sentinelrules/finalizers"],
+        "resources": [f"{r}/finalizers" for r in OURS],
         "verbs": ["update"],
     },
     # Children: watched (label-selected), server-side applied (create + patch); stale migration Jobs deleted.

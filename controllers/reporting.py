@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from controllers import conditions, events
-from controllers.conditions import DEGRADED, READY, Observed
+from controllers.conditions import DEGRADED, PROGRESSING, READY, Observed
 from controllers.context import Context
 from workloads.api.status import Condition, DynoLineStatus, SentinelRuleStatus
 
@@ -48,6 +48,24 @@ async def write_status(
         ctx.writes.record(written)
     await _post_transitions(ctx, kind, obj, previous.conditions, merged)
     return new
+
+
+def invalid_spec(message: str, reason: str = "InvalidSpec") -> list[Observed]:
+    """Not Ready, not Progressing, Degraded: nothing happens until the spec changes."""
+    return [
+        Observed(READY, "False", reason, message),
+        Observed(PROGRESSING, "False", reason, message),
+        Observed(DEGRADED, "True", reason, message),
+    ]
+
+
+async def reject(
+    ctx: Context, kind: str, controller: str, obj: dict[str, Any], previous: S, message: str
+) -> S:
+    """Report a spec the operator cannot act on (the rest of the status is kept as it was)."""
+    return await write_status(
+        ctx, kind, controller, obj, previous, previous.model_copy(), invalid_spec(message)
+    )
 
 
 async def _post_transitions(

@@ -3,8 +3,9 @@
 Status comes from two places. The last run is read from the CronJob's Jobs (the newest finished one gives
 lastResult/lastRunTime; an active one makes it Progressing). Open alerts are counted in the store, where
 the sentinel keeps them: the operator reads them with the line's database Secret through one cached query
-per database (controllers/store.py), so a rule's status needs neither a sidecar nor write access to the
-API from the sentinel pods. Without store access (`DYNOLINE_STORE_QUERIES=false`) openAlerts stays unset.
+per database (controllers/store_access.py), so a rule's status needs neither a sidecar nor write access
+to the API from the sentinel pods. Without store access (`DYNOLINE_STORE_QUERIES=false`) openAlerts stays
+unset.
 """
 
 from __future__ import annotations
@@ -14,19 +15,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controllers import events, manifests
+from controllers import events, manifests, naming
 from controllers.conditions import DEGRADED, PROGRESSING, READY, Observed
 from controllers.context import Context, check_secret
-from controllers.lines import JobReport, invalid_spec, job_report
+from controllers.jobs import JobReport, job_report
 from controllers.manifests import LABEL_COMPONENT, LABEL_INSTANCE, SENTINEL, Owner
-from controllers.reporting import write_status
-from controllers.store import StoreError
+from controllers.reporting import reject, write_status
+from controllers.store_access import StoreError
+from workloads.api.groupversion import DYNOLINE, SENTINELRULE
 from workloads.api.line import SecretKeyRef
-from workloads.api.rule import HealthIndexCondition, SentinelRuleSpec
+from workloads.api.rule import SentinelRuleSpec
 from workloads.api.status import RunResult, SentinelRuleStatus
-from workloads.cli import format_validation_error
+from workloads.errors import format_validation_error
 
-KIND = "SentinelRule"
+KIND = SENTINELRULE.kind
 CONTROLLER = "sentinelrule"
 
 
@@ -129,29 +131,13 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
         spec = SentinelRuleSpec.model_validate(obj.get("spec") or {})
         spec.to_rule(name)
     except ValidationError as exc:
-        await write_status(
-            ctx,
-            KIND,
-            CONTROLLER,
-            obj,
-            previous,
-            previous.model_copy(),
-            invalid_spec(format_validation_error(exc)),
-        )
-        return None
-    if isinstance(spec.condition, HealthIndexCondition) and "/" in spec.condition.model:
-        message = (
-            f"model file {spec.condition.model!r} is relative to a rule file, which the sentinel pod does not"
-            " have; use a model shipped with dynoline (e.g. fd001-health)"
-        )
-        observed = invalid_spec(message, reason="ModelFileUnavailable")
-        await write_status(ctx, KIND, CONTROLLER, obj, previous, previous.model_copy(), observed)
+        await reject(ctx, KIND, CONTROLLER, obj, previous, format_validation_error(exc))
         return None
     owner = Owner(KIND, name, namespace, meta["uid"])
     line_name = spec.line_ref.name
-    line = await ctx.kube.get_or_none("DynoLine", namespace, line_name)
+    line = await ctx.kube.get_or_none(DYNOLINE.kind, namespace, line_name)
     database = _line_secret(line) if line is not None else None
-    cron_name = manifests.rule_object_name(name)
+    cron_name = naming.rule_object_name(name)
     if line is None or database is None:
         cron = await ctx.kube.get_or_none("CronJob", namespace, cron_name)
         if cron is not None and not (cron.get("spec") or {}).get("suspend"):
@@ -172,7 +158,7 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> float | None:
         return ctx.config.missing_ref_retry_seconds
 
     config_map = manifests.rule_config_map(owner, spec)
-    config = manifests.config_hash(config_map["data"][manifests.rule_file_name(name)])
+    config = naming.config_hash(config_map["data"][naming.rule_file_name(name)])
     ctx.writes.record(await ctx.kube.apply(config_map))
     cron = await ctx.kube.apply(
         manifests.sentinel_cronjob(

@@ -11,6 +11,7 @@ import kopf
 
 from controllers.manifests import LABEL_MANAGED_BY, MANAGED_BY, WorkloadSettings
 from workloads import __version__
+from workloads.api.groupversion import GROUP, qualified
 from workloads.errors import DynolineError
 
 DEFAULT_IMAGE = f"ghcr.io/dynoline/dynoline:{__version__}"
@@ -116,8 +117,8 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = MANAGED_BY
     # No handler needs kopf's bookkeeping; keep it under our domain if kopf ever writes any.
-    settings.persistence.finalizer = "dynoline.dev/kopf-finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="dynoline.dev")
+    settings.persistence.finalizer = qualified("kopf-finalizer")
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="dynoline.dev", key="last-handled-configuration"
+        prefix=GROUP, key="last-handled-configuration"
     )

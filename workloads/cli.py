@@ -11,7 +11,10 @@ from collections.abc import Callable, Sequence
 from pydantic import ValidationError
 
 from workloads import __version__
-from workloads.errors import DynolineError
+from workloads.errors import DynolineError, format_validation_error
+
+# Re-exported until workloads/simulator/config.py imports it from workloads.errors, where it lives now.
+__all__ = ["build_parser", "format_validation_error", "main"]
 
 # Modules with `register(subparsers)`; imported lazily per run so `dynoline --help` stays quick.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -37,16 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
-
-
-def format_validation_error(exc: ValidationError, where: str = "") -> str:
-    """Pydantic's multi-line report as one line: `<where> field.path: message; ...`."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        parts.append(f"{loc}: {err['msg']}")
-    prefix = f"{where}: " if where else ""
-    return f"{prefix}invalid {exc.title}: " + "; ".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from controllers.kube import APPLY, Kube
 from controllers.manifests import WorkloadSettings
 from controllers.metrics import Metrics
 from controllers.settings import OperatorConfig
-from controllers.store import Store
+from controllers.store_access import Store
 
 RESOURCES = {
     "v1/configmaps": ("ConfigMap", True),

@@ -52,13 +52,16 @@ async def test_queue_collapses_bursts_and_never_runs_a_key_twice_at_once() -> No
     running: set[str] = set()
     calls: list[str] = []
     overlap = False
+    started, release = asyncio.Event(), asyncio.Event()
+    release.set()
 
     async def handler(key: str) -> None:
         nonlocal overlap
         overlap = overlap or key in running
         running.add(key)
         calls.append(key)
-        await asyncio.sleep(0.02)
+        started.set()
+        await release.wait()
         running.discard(key)
 
     queue: WorkQueue[str] = WorkQueue(handler, workers=4)
@@ -69,11 +72,13 @@ async def test_queue_collapses_bursts_and_never_runs_a_key_twice_at_once() -> No
     await queue.wait_idle()
     assert sorted(calls) == ["a", "b"]
     # Changes while a key is being reconciled: exactly one more pass afterwards.
+    started.clear()
+    release.clear()
     queue.add("a")
-    await asyncio.sleep(0.005)
+    await started.wait()  # a worker is inside the reconcile of "a"
     for _ in range(5):
         queue.add("a")
-    await asyncio.sleep(0.1)
+    release.set()
     await queue.wait_idle()
     await queue.stop()
     assert calls.count("a") == 3 and not overlap
@@ -82,11 +87,13 @@ async def test_queue_collapses_bursts_and_never_runs_a_key_twice_at_once() -> No
 async def test_queue_retries_failures_with_backoff_and_honours_requeue_delays() -> None:
     attempts: list[float] = []
     loop = asyncio.get_running_loop()
+    third = asyncio.Event()
 
     async def handler(key: str) -> float | None:
         attempts.append(loop.time())
         if len(attempts) < 3:
             raise RuntimeError("API server went away")
+        third.set()
         return None
 
     errors: list[int] = []
@@ -95,10 +102,7 @@ async def test_queue_retries_failures_with_backoff_and_honours_requeue_delays() 
     )
     queue.start()
     queue.add("a")
-    for _ in range(100):
-        if len(attempts) >= 3:
-            break
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(third.wait(), timeout=30)
     await queue.stop()
     assert errors == [1, 2] and len(attempts) == 3 and queue.failures == {}
 

@@ -14,7 +14,7 @@ from controllers.context import Context
 from controllers.kube import Kube
 from controllers.manifests import WorkloadSettings
 from controllers.settings import OperatorConfig
-from controllers.store import Store
+from controllers.store_access import Store
 from tests.api.conftest import IMAGE, Cluster, events_for, exists, obj
 
 NS = "factory"

@@ -10,7 +10,7 @@ import yaml
 from controllers import manifests, rules
 from controllers.context import Context
 from controllers.kube import Kube
-from controllers.store import Store
+from controllers.store_access import Store
 from tests.api.conftest import Cluster, events_for, exists, obj
 from tests.api.test_lines import NS, line, secret
 from workloads.api.rule import Rule
@@ -164,9 +164,12 @@ async def test_open_alerts_are_counted_in_the_store(
 async def test_a_model_file_the_pod_cannot_have_is_reported(
     cluster: Cluster, kube: Kube, ctx: Context
 ) -> None:
+    """The CRD refuses it at apply time now; one stored under an older CRD is still reported."""
     await kube.create(line())
     condition_spec = {"type": "healthIndex", "model": "models/mine.json", "value": 0.8}
     await kube.create(rule(condition=condition_spec))
     assert await rules.reconcile(ctx, NS, "hpc-overheat") is None
-    assert condition(cluster, "Ready") == ("False", "ModelFileUnavailable")
+    assert condition(cluster, "Ready") == ("False", "InvalidSpec")
+    ready = next(c for c in status(cluster)["conditions"] if c["type"] == "Ready")
+    assert "model must be one shipped with dynoline" in ready["message"]
     assert not exists(cluster, CRON, NS, "sentinel-hpc-overheat")

@@ -221,7 +221,7 @@ INVALID: list[tuple[str, dict[str, Any], str, bool]] = [
         "spec.condition.window",
         True,
     ),
-    ("schedule-prose", rule_manifest(schedule="every minute"), "schedule must be a cron expression", False),
+    ("schedule-prose", rule_manifest(schedule="every minute"), "schedule must be a cron expression", True),
     (
         "clear-same-direction",
         rule_manifest(clear={"op": ">", "value": 1420}),
@@ -246,6 +246,12 @@ INVALID: list[tuple[str, dict[str, Any], str, bool]] = [
         "model-path-escape",
         rule_manifest(condition={"type": "healthIndex", "model": "../../etc/passwd", "value": 0.5}),
         "must be a model name or a relative .json path",
+        True,
+    ),
+    (
+        "model-file-in-a-pod",  # a rule file's model path means nothing in the sentinel pod
+        rule_manifest(condition={"type": "healthIndex", "model": "models/mine.json", "value": 0.5}),
+        "a SentinelRule's model must be one shipped with dynoline",
         True,
     ),
     ("line-ref-missing", without(rule_manifest(), "spec", "lineRef"), "spec.lineRef: Required value", True),
@@ -280,6 +286,9 @@ def test_enough_distinct_refusals() -> None:
 def test_valid_manifests_and_the_examples_are_accepted(crds: ControlPlane, namespace: str) -> None:
     crds.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(line("line-ok")))
     crds.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(rule_manifest("rule-ok")))
+    daily = rule_manifest("rule-daily", schedule="@daily")  # 6 characters: the shortest schedule
+    crds.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(daily))
+    assert SentinelRuleSpec.model_validate(daily["spec"]).schedule == "@daily"
     crds.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES))
     crds.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "persistent-spool"))
     assert get(crds, "dynolines", namespace, "line-b") is not None

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from controllers import conditions, lines, rules
+from controllers import conditions, jobs, lines, rules
 from controllers.conditions import Observed
 from controllers.context import SecretCheck
-from controllers.lines import JobReport, Rollout
+from controllers.jobs import JobReport
+from controllers.lines import Rollout
 from workloads.api.line import DynoLineSpec
 from workloads.api.status import MigrationStatus
 
@@ -110,9 +111,9 @@ def test_job_report_reads_conditions() -> None:
         "metadata": {"name": "j"},
         "status": {"conditions": [{"type": "Failed", "status": "True", "message": "BackoffLimitExceeded"}]},
     }
-    assert lines.job_report(done) == JobReport("j", "Complete")
-    assert lines.job_report(failed) == JobReport("j", "Failed", "BackoffLimitExceeded")
-    assert lines.job_report({"metadata": {"name": "j"}}) == JobReport("j", "Running")
+    assert jobs.job_report(done) == JobReport("j", "Complete")
+    assert jobs.job_report(failed) == JobReport("j", "Failed", "BackoffLimitExceeded")
+    assert jobs.job_report({"metadata": {"name": "j"}}) == JobReport("j", "Running")
 
 
 def test_plan_waits_for_the_first_migration_then_keeps_the_migrated_image() -> None:

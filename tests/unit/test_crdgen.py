@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import BaseModel, field_validator, model_validator
 
-from controllers import cli, crdgen
+from controllers import cli, crdgen, openapi
+from workloads.api import cel
 from workloads.api.line import DynoLineSpec
 from workloads.errors import DynolineError
 
@@ -41,7 +43,29 @@ def test_committed_crds_match_the_models(directory: Path) -> None:
 
 def test_every_pydantic_validator_has_a_cel_twin() -> None:
     for kind in crdgen.KINDS:
-        assert crdgen.uncovered_validators(kind.spec) == []
+        assert openapi.uncovered_validators(kind.spec) == []
+
+
+def test_a_validator_without_a_twin_is_listed_and_a_twin_lands_in_the_schema() -> None:
+    class Probe(BaseModel):
+        low: int
+        high: int
+
+        @field_validator("low")
+        @classmethod
+        def _even(cls, value: int) -> int:
+            return value
+
+        @model_validator(mode="after")
+        @cel.twin(cel.rule("self.low <= self.high", "low must not exceed high"))
+        def _ordered(self) -> Probe:
+            return self
+
+    assert openapi.uncovered_validators(Probe) == ["Probe._even (low)"]
+    schema = openapi.openapi(Probe)
+    assert schema["x-kubernetes-validations"] == [
+        {"rule": "self.low <= self.high", "message": "low must not exceed high"}
+    ]
 
 
 @pytest.mark.parametrize("kind", crdgen.KINDS, ids=lambda k: k.kind)
@@ -65,13 +89,13 @@ def test_schema_is_structural(kind: crdgen.Kind) -> None:
 def test_names_columns_and_status_subresource(kind: crdgen.Kind) -> None:
     doc = crdgen.crd(kind)
     names = doc["spec"]["names"]
-    assert names["shortNames"] == list(kind.short_names)
+    assert names["shortNames"] == list(kind.names.short_names)
     assert names["categories"] == ["dynoline"]
     assert doc["spec"]["scope"] == "Namespaced"
     version = doc["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
-    assert status["x-kubernetes-preserve-unknown-fields"] is True  # room for kopf's bookkeeping
+    assert status["x-kubernetes-preserve-unknown-fields"] is True  # room for other operator versions
     assert status["properties"]["conditions"]["x-kubernetes-list-map-keys"] == ["type"]
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
     assert columns[-1] == "Age"
@@ -187,11 +211,11 @@ def test_the_spool_schema() -> None:
 
 
 def test_cel_escapes_reserved_words_and_quotes_regexes() -> None:
-    assert crdgen.cel_field("for") == "__for__" and crdgen.cel_field("loop") == "__loop__"
-    assert crdgen.cel_field("sensor") == "sensor"
-    assert crdgen.cel_str(r"^a\-b$") == r"r'^a\-b$'"
+    assert cel.field("for") == "__for__" and cel.field("loop") == "__loop__"
+    assert cel.field("sensor") == "sensor"
+    assert cel.raw_string(r"^a\-b$") == r"r'^a\-b$'"
     with pytest.raises(ValueError, match="cannot quote"):
-        crdgen.cel_str("it's")
+        cel.raw_string("it's")
 
 
 def test_yaml_quotes_what_yaml_1_1_reads_as_booleans() -> None:

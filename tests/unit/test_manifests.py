@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controllers import manifests
+from controllers import manifests, naming
 from controllers.manifests import Owner, WorkloadSettings
 from workloads.api.line import DynoLineSpec
 from workloads.api.rule import Rule, SentinelRuleSpec
@@ -46,23 +46,16 @@ def rule_spec(**changes: Any) -> SentinelRuleSpec:
 
 
 def line_objects(spec: DynoLineSpec | None = None, replicas: int = 4) -> list[dict[str, Any]]:
-    spec = spec or line_spec()
-    cm = manifests.line_config_map(LINE, spec)
-    config = manifests.config_hash(cm["data"][manifests.LINE_FILE])
-    return [
-        cm,
-        manifests.line_service(LINE),
-        manifests.migration_job(LINE, spec, SETTINGS),
-        manifests.simulator_statefulset(
-            LINE, spec, SETTINGS, image=SETTINGS.image, replicas=replicas, config=config
-        ),
-    ]
+    children = manifests.line_children(
+        LINE, spec or line_spec(), SETTINGS, image=SETTINGS.image, replicas=replicas
+    )
+    return children.manifests()
 
 
 def rule_objects(spec: SentinelRuleSpec | None = None, suspend: bool = False) -> list[dict[str, Any]]:
     spec = spec or rule_spec()
     cm = manifests.rule_config_map(RULE, spec)
-    config = manifests.config_hash(cm["data"][manifests.rule_file_name(RULE.name)])
+    config = naming.config_hash(cm["data"][naming.rule_file_name(RULE.name)])
     database = line_spec().database.secret_ref
     return [
         cm,
@@ -248,7 +241,7 @@ def test_the_claim_template_is_built_the_same_every_time() -> None:
     """volumeClaimTemplates are immutable: a difference between two passes would fail every later apply."""
     spec = line_spec(spool={"volumeClaimTemplate": CLAIM})
     first, second = (line_objects(spec)[3]["spec"]["volumeClaimTemplates"][0] for _ in range(2))
-    assert manifests.canonical(first) == manifests.canonical(second)
+    assert naming.canonical(first) == naming.canonical(second)
     first["metadata"]["labels"]["changed"] = "by-the-caller"
     first["metadata"]["annotations"]["changed"] = "by the caller"
     third = line_objects(spec)[3]["spec"]["volumeClaimTemplates"][0]
@@ -296,7 +289,7 @@ def test_config_hash_rolls_pods_only_for_streaming_settings() -> None:
 def test_migration_job_is_named_by_its_pod_template() -> None:
     spec = line_spec()
     job = manifests.migration_job(LINE, spec, SETTINGS)
-    assert job["metadata"]["name"] == manifests.migration_job_name("line-a", job["spec"]["template"])
+    assert job["metadata"]["name"] == naming.migration_job_name("line-a", job["spec"]["template"])
     assert job["metadata"]["annotations"]["dynoline.dev/image"] == SETTINGS.image
     assert containers(job)[0]["args"] == ["db", "migrate"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
@@ -352,7 +345,7 @@ def test_rule_file_loads_in_the_sentinel(tmp_path: Path) -> None:
 
 
 def test_a_rule_pack_wraps_into_sentinelrules_and_back() -> None:
-    from controllers.wrap import sentinel_rules
+    from controllers.rulepack import sentinel_rules
 
     rules = [
         Rule.model_validate(
@@ -380,7 +373,7 @@ def test_a_rule_pack_wraps_into_sentinelrules_and_back() -> None:
 
 
 def test_a_rule_with_a_model_file_cannot_be_wrapped() -> None:
-    from controllers.wrap import sentinel_rules
+    from controllers.rulepack import sentinel_rules
     from workloads.errors import DynolineError
 
     rule = Rule.model_validate(
@@ -390,12 +383,12 @@ def test_a_rule_with_a_model_file_cannot_be_wrapped() -> None:
             "condition": {"type": "healthIndex", "model": "models/mine.json", "value": 1},
         }
     )
-    with pytest.raises(DynolineError, match="relative to the rule file"):
+    with pytest.raises(DynolineError, match=r"rule 'h': .*model must be one shipped with dynoline"):
         sentinel_rules([rule], schedule="*/1 * * * *")
 
 
 def test_the_shipped_examples_are_valid() -> None:
-    from controllers.wrap import command, sentinel_rules, to_yaml
+    from controllers.rulepack import command, sentinel_rules, to_yaml
     from workloads.sentinel.rules import load_rules
 
     examples = Path(__file__).resolve().parents[2] / "examples"

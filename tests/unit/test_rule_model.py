@@ -29,6 +29,9 @@ def rule(**changes: Any) -> dict[str, Any]:
     return base
 
 
+THRESHOLD = {"type": "threshold", "sensor": "T50", "op": ">", "value": 1430.0}
+
+
 def cond(**fields: Any) -> dict[str, Any]:
     return rule(condition=fields)
 
@@ -162,3 +165,24 @@ def test_custom_resource_spec_becomes_the_same_rule() -> None:
 )
 def test_firing(op: str, value: float, bound: float, expected: bool) -> None:
     assert firing(op, value, bound) is expected
+
+
+def test_a_sentinelrule_refuses_a_model_file_that_a_rule_file_may_use() -> None:
+    health = {"type": "healthIndex", "model": "models/mine.json", "value": 0.8}
+    condition = Rule.model_validate(rule(condition=health)).condition
+    assert isinstance(condition, HealthIndexCondition) and condition.model == "models/mine.json"
+    with pytest.raises(ValidationError, match="model must be one shipped with dynoline"):
+        SentinelRuleSpec.model_validate({"lineRef": {"name": "line-a"}, "condition": health})
+    shipped = {**health, "model": "fd001-health"}
+    SentinelRuleSpec.model_validate({"lineRef": {"name": "line-a"}, "condition": shipped})
+
+
+def test_a_schedule_the_cronjob_controller_cannot_parse_is_refused() -> None:
+    for schedule in ("*/5 * * * *", "@hourly", "0 6 * * 1-5"):
+        SentinelRuleSpec.model_validate(
+            {"lineRef": {"name": "a"}, "condition": THRESHOLD, "schedule": schedule}
+        )
+    with pytest.raises(ValidationError, match="schedule must be a cron expression"):
+        SentinelRuleSpec.model_validate(
+            {"lineRef": {"name": "a"}, "condition": THRESHOLD, "schedule": "every minute"}
+        )

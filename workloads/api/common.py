@@ -9,6 +9,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
 
+from workloads.api import cel
+
 DURATION_PATTERN = r"^[1-9][0-9]{0,8}(ms|s|m|h|d)$"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(DURATION_PATTERN)
@@ -29,6 +31,15 @@ def seconds(duration: str) -> float:
     return int(duration[: -len(unit)]) * _UNITS[unit]
 
 
+_NUMBER = "int(self.substring(0, self.size() - {}))"
+SECONDS_CEL = (
+    f"(self.endsWith('ms') ? double({_NUMBER.format(2)}) / 1000.0 : double({_NUMBER.format(1)})"
+    " * (self.endsWith('d') ? 86400.0 : self.endsWith('h') ? 3600.0 : self.endsWith('m') ? 60.0 : 1.0))"
+)
+"""`seconds(self)` in CEL, for a string that matches DURATION_PATTERN."""
+
+
+@cel.schema_twin()  # JSON has no NaN or infinity
 def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("must be a finite number, not NaN or infinity")

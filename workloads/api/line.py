@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from workloads.api import cel
 from workloads.api.common import DnsName, Duration, Finite, Model
 from workloads.api.spool import SpoolSpec
 
@@ -66,16 +67,10 @@ SPOOL_CLAIM_IMMUTABLE = (
 
 
 class DynoLineSpec(Model):
-    # The CRD repeats `_cross_field` in CEL so the API server refuses what pydantic refuses (crdgen copies
-    # `x-kubernetes-validations` verbatim; tests/integration/test_crd_validation.py checks both agree).
+    # CEL with no pydantic validator to sit on (crdgen copies `x-kubernetes-validations` verbatim).
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "self.shards <= self.units", "message": "shards must not exceed units"},
-                {
-                    "rule": "!has(self.faults) || self.faults.all(f, f.unit < self.units)",
-                    "message": "every fault's unit must be on this line (unit ids run 0..units-1)",
-                },
                 # A transition rule (no pydantic twin: a model sees one object, not an update). It sits on
                 # the spec, not on `spool`, because a rule on a field only runs when the old object had
                 # the field too, which would let a template be added or removed.
@@ -100,6 +95,13 @@ class DynoLineSpec(Model):
     )
 
     @model_validator(mode="after")
+    @cel.twin(  # tests/integration/test_crd_validation.py checks that both refuse the same specs
+        cel.rule("self.shards <= self.units", "shards must not exceed units"),
+        cel.rule(
+            "!has(self.faults) || self.faults.all(f, f.unit < self.units)",
+            "every fault's unit must be on this line (unit ids run 0..units-1)",
+        ),
+    )
     def _cross_field(self) -> DynoLineSpec:
         if self.shards > self.units:
             raise ValueError(f"shards ({self.shards}) must not exceed units ({self.units})")

@@ -23,8 +23,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
-from workloads.api.common import DnsName, Duration, Finite, Model, seconds
-from workloads.catalog import SENSOR_NAMES, sensor
+from workloads.api import cel
+from workloads.api.common import DURATION_PATTERN, SECONDS_CEL, DnsName, Duration, Finite, Model, seconds
+from workloads.catalog import SENSOR_NAMES, SENSORS, sensor
 from workloads.errors import DynolineError
 
 Comparison = Literal[">", ">=", "<", "<="]
@@ -38,7 +39,22 @@ RuleName = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]
 MIN_WINDOW_SECONDS = 1.0
 MAX_WINDOW_SECONDS = 86_400.0  # a day: at 1 Hz that is already 86,400 samples per unit and window
 
+# Every spelling `workloads.catalog.sensor()` accepts (case-insensitive, trimmed).
+_SENSOR_SPELLINGS = sorted(
+    {alias.lower() for s in SENSORS for alias in (s.name, s.column, f"sensor_{s.index}", f"s{s.index}")}
+)
+# What the CronJob controller can parse; refused at apply time rather than never run.
+CRON_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|([^ \t]+[ \t]+){4}[^ \t]+)$"
+_CRON = re.compile(CRON_PATTERN)
 
+
+@cel.twin(
+    cel.rule(
+        f"!self.matches({cel.raw_string(DURATION_PATTERN)})"
+        f" || ({SECONDS_CEL} >= {MIN_WINDOW_SECONDS} && {SECONDS_CEL} <= {MAX_WINDOW_SECONDS})",
+        f"must be between {MIN_WINDOW_SECONDS:g} s and {MAX_WINDOW_SECONDS:g} s (1s..1d)",
+    )
+)
 def _window(value: str) -> str:
     span = seconds(value)
     if not MIN_WINDOW_SECONDS <= span <= MAX_WINDOW_SECONDS:
@@ -79,6 +95,12 @@ class _SensorCondition(_Strict):
 
     @field_validator("sensor")
     @classmethod
+    @cel.twin(
+        cel.rule(
+            "self.trim().lowerAscii() in [" + ", ".join(f"'{s}'" for s in _SENSOR_SPELLINGS) + "]",
+            f"unknown sensor: expected one of {', '.join(SENSOR_NAMES)} (or sensor_1..sensor_21)",
+        )
+    )
     def _known_sensor(cls, value: str) -> str:
         try:
             return sensor(value).name  # canonical C-MAPSS name
@@ -105,6 +127,16 @@ class SustainedCondition(_SensorCondition):
     n: int | None = Field(None, ge=1, le=10_000)
 
     @model_validator(mode="after")
+    @cel.twin(
+        cel.rule(
+            "has(self.__for__) != (has(self.k) || has(self.n))",
+            "sustained needs either 'for' (a duration) or 'k' and 'n' (k of the last n samples)",
+        ),
+        cel.rule(
+            "!(has(self.k) || has(self.n)) || (has(self.k) && has(self.n) && self.k <= self.n)",
+            "sustained needs both k and n with k <= n",
+        ),
+    )
     def _one_window(self) -> SustainedCondition:
         by_count = self.k is not None or self.n is not None
         if by_count == (self.for_ is not None):
@@ -159,6 +191,13 @@ class HealthIndexCondition(_Strict):
 
     @field_validator("model")
     @classmethod
+    @cel.twin(
+        cel.rule(
+            f"self.matches({cel.raw_string(_MODEL_REF.pattern)}) && !self.endsWith('/')",
+            "must be a model name or a relative .json path of letters, digits, . _ - /",
+        ),
+        cel.rule("!self.contains('/') || self.endsWith('.json')", "a model path must end in .json"),
+    )
     def _model_ref(cls, value: str) -> str:
         if not _MODEL_REF.match(value) or value.endswith("/"):
             raise ValueError("must be a model name or a relative .json path of letters, digits, . _ - /")
@@ -193,6 +232,13 @@ def condition_bound(
     return condition.op, condition.value
 
 
+# The condition's statistic, bound and direction in CEL, for the hysteresis rules below.
+_UP = "has(self.condition.op) ? self.condition.op.startsWith('>') : true"
+_UPWARD = f"(self.condition.type == 'drift' || ({_UP}))"
+_BOUND = "(self.condition.type == 'drift' ? self.condition.threshold : self.condition.value)"
+_HAS_BOUND = "(self.condition.type == 'drift' ? has(self.condition.threshold) : has(self.condition.value))"
+
+
 class RuleBody(_Strict):
     """What a rule checks and does; shared by file rules and the custom resource spec."""
 
@@ -210,12 +256,24 @@ class RuleBody(_Strict):
 
     @field_validator("units")
     @classmethod
+    @cel.schema_twin(x_kubernetes_list_type="set")  # the API server refuses duplicates in a set
     def _distinct(cls, value: list[int] | None) -> list[int] | None:
         if value is not None and len(set(value)) != len(value):
             raise ValueError("unit ids must not repeat")
         return value
 
     @model_validator(mode="after")
+    @cel.twin(
+        cel.rule(
+            f"!has(self.clear) || {_UPWARD} != self.clear.op.startsWith('>')",
+            "clear points the same way as the condition; hysteresis needs the opposite comparison",
+        ),
+        cel.rule(
+            f"!has(self.clear) || !{_HAS_BOUND} || ({_UPWARD} ? self.clear.value <= {_BOUND}"
+            f" : self.clear.value >= {_BOUND})",
+            "clear overlaps the firing side of the condition's bound",
+        ),
+    )
     def _clear_on_the_quiet_side(self) -> RuleBody:
         if self.clear is None:
             return self
@@ -243,13 +301,48 @@ class LineRef(_Strict):
     name: DnsName
 
 
+MODEL_FILE_UNAVAILABLE = (
+    "condition.model: a SentinelRule's model must be one shipped with dynoline (e.g. fd001-health), not a"
+    " file path: a path is relative to a rule file, which the sentinel pod does not have"
+)
+
+
 class SentinelRuleSpec(RuleBody):
     """The SentinelRule custom resource's spec."""
 
     line_ref: LineRef
     schedule: str = Field(
-        "*/1 * * * *", min_length=9, max_length=100, description="cron schedule of the CronJob"
+        "*/1 * * * *", min_length=6, max_length=100, description="cron schedule of the CronJob"
     )
+
+    @field_validator("schedule")
+    @classmethod
+    @cel.twin(
+        cel.rule(
+            f"self.matches({cel.raw_string(CRON_PATTERN)})",
+            "schedule must be a cron expression with five fields (e.g. '*/5 * * * *') or @hourly etc.",
+        )
+    )
+    def _cron(cls, value: str) -> str:
+        if not _CRON.match(value):
+            raise ValueError(
+                "schedule must be a cron expression with five fields (e.g. '*/5 * * * *') or @hourly etc."
+            )
+        return value
+
+    @model_validator(mode="after")
+    @cel.twin(
+        cel.rule(
+            "self.condition.type != 'healthIndex' || !has(self.condition.model)"
+            " || !self.condition.model.contains('/')",
+            MODEL_FILE_UNAVAILABLE,
+        )
+    )
+    def _shipped_model(self) -> SentinelRuleSpec:
+        """A rule file's model path is relative to that file; the sentinel pod has no such file."""
+        if isinstance(self.condition, HealthIndexCondition) and "/" in self.condition.model:
+            raise ValueError(f"{MODEL_FILE_UNAVAILABLE} (not {self.condition.model!r})")
+        return self
 
     def to_rule(self, name: str) -> Rule:
         body = self.model_dump(by_alias=True, exclude={"line_ref", "schedule"}, exclude_none=True)

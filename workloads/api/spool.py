@@ -4,8 +4,8 @@ The spool holds the batches PostgreSQL could not take, until they are replayed; 
 pod, a claim outlives it (docs/spool.md says which to pick). The claim template is a subset of a
 Kubernetes PersistentVolumeClaim (`metadata.labels/annotations`, `spec.accessModes`, `storageClassName`,
 `resources.requests.storage`), spelt as Kubernetes spells it, so it reads like a StatefulSet's
-`volumeClaimTemplates` entry. Every validator here has its CEL twin in `json_schema_extra`, so the API
-server refuses what these models refuse.
+`volumeClaimTemplates` entry. Every validator here carries its CEL twin (`@cel.twin`), so the API server
+refuses what these models refuse.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
+from workloads.api import cel
 from workloads.api.common import Model
+from workloads.api.groupversion import qualified
 
 # A positive size in bytes with an optional decimal or binary suffix (`512Mi`, `1Gi`, `0.5Gi`, `10G`): the
 # part of the Kubernetes quantity syntax that makes sense for storage. Zero is refused by the pattern (one
@@ -41,7 +43,7 @@ RESERVED_LABELS = (
     "app.kubernetes.io/instance",
     "app.kubernetes.io/component",
     "app.kubernetes.io/managed-by",
-    "dynoline.dev/line",
+    qualified("line"),
 )
 
 _KEY = re.compile(QUALIFIED_NAME_PATTERN)
@@ -66,30 +68,23 @@ def _cel_keys(field: str) -> str:
 class ClaimMetadata(Model):
     """Extra labels and annotations for the claims (e.g. for backup or storage tooling)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": _cel_keys("labels"), "message": "labels: every key must be a qualified name"},
-                {
-                    "rule": _cel_keys("annotations"),
-                    "message": "annotations: every key must be a qualified name",
-                },
-                {
-                    "rule": "!has(self.labels) || !self.labels.exists(k, k in ["
-                    + ", ".join(f"'{k}'" for k in RESERVED_LABELS)
-                    + "])",
-                    "message": "labels must not set the operator's own labels ("
-                    + ", ".join(RESERVED_LABELS)
-                    + ")",
-                },
-            ]
-        }
-    )
-
     labels: dict[str, LabelValue] | None = Field(None, max_length=MAX_ENTRIES)
     annotations: dict[str, AnnotationValue] | None = Field(None, max_length=MAX_ENTRIES)
 
     @model_validator(mode="after")
+    @cel.twin(
+        {"rule": _cel_keys("labels"), "message": "labels: every key must be a qualified name"},
+        {
+            "rule": _cel_keys("annotations"),
+            "message": "annotations: every key must be a qualified name",
+        },
+        {
+            "rule": "!has(self.labels) || !self.labels.exists(k, k in ["
+            + ", ".join(f"'{k}'" for k in RESERVED_LABELS)
+            + "])",
+            "message": "labels must not set the operator's own labels (" + ", ".join(RESERVED_LABELS) + ")",
+        },
+    )
     def _keys(self) -> ClaimMetadata:
         for where, entries in (("labels", self.labels), ("annotations", self.annotations)):
             for key in entries or {}:
@@ -124,21 +119,6 @@ STORAGE_CLASS_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 class ClaimSpec(Model):
     """The PersistentVolumeClaimSpec subset a spool needs (a filesystem volume, one per shard)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.accessModes.all(m, self.accessModes.filter(x, x == m).size() == 1)",
-                    "message": "accessModes must not repeat a mode",
-                },
-                {
-                    "rule": "!('ReadWriteOncePod' in self.accessModes) || self.accessModes.size() == 1",
-                    "message": "accessModes: ReadWriteOncePod cannot be combined with other modes",
-                },
-            ]
-        }
-    )
-
     access_modes: list[AccessMode] = Field(default_factory=_read_write_once, min_length=1, max_length=3)
     storage_class_name: (
         Annotated[str, StringConstraints(pattern=STORAGE_CLASS_PATTERN, max_length=253)] | None
@@ -150,6 +130,16 @@ class ClaimSpec(Model):
     resources: ClaimResources
 
     @model_validator(mode="after")
+    @cel.twin(
+        {
+            "rule": "self.accessModes.all(m, self.accessModes.filter(x, x == m).size() == 1)",
+            "message": "accessModes must not repeat a mode",
+        },
+        {
+            "rule": "!('ReadWriteOncePod' in self.accessModes) || self.accessModes.size() == 1",
+            "message": "accessModes: ReadWriteOncePod cannot be combined with other modes",
+        },
+    )
     def _modes(self) -> ClaimSpec:
         if len(set(self.access_modes)) != len(self.access_modes):
             raise ValueError(f"accessModes must not repeat a mode: {self.access_modes}")
@@ -169,18 +159,6 @@ class SpoolSpec(Model):
     """Absent or without a template: an emptyDir of `sizeLimit` (default 1Gi). A template cannot change on
     an existing line (a StatefulSet's volumeClaimTemplates are immutable); DynoLineSpec's CEL says so."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "!(has(self.sizeLimit) && has(self.volumeClaimTemplate))",
-                    "message": "sizeLimit is the emptyDir's limit; with a volumeClaimTemplate the size is "
-                    "volumeClaimTemplate.spec.resources.requests.storage",
-                }
-            ]
-        }
-    )
-
     size_limit: Size | None = Field(
         None,
         description=f"the emptyDir's size limit (default {DEFAULT_EMPTY_DIR_SIZE}) when there is no template",
@@ -190,6 +168,13 @@ class SpoolSpec(Model):
     )
 
     @model_validator(mode="after")
+    @cel.twin(
+        {
+            "rule": "!(has(self.sizeLimit) && has(self.volumeClaimTemplate))",
+            "message": "sizeLimit is the emptyDir's limit; with a volumeClaimTemplate the size is "
+            "volumeClaimTemplate.spec.resources.requests.storage",
+        }
+    )
     def _one_size(self) -> SpoolSpec:
         if self.size_limit is not None and self.volume_claim_template is not None:
             raise ValueError(

@@ -1,8 +1,10 @@
 """`dynoline bench operator`: the operator on a real API server (apply latency, 200 lines converging, RSS).
 
-Without `--kubeconfig` it starts the test harness's local control plane (etcd, kube-apiserver,
-kube-controller-manager; tests/envtest, so a repository checkout is needed). The operator runs as a
-subprocess (`python -m controllers`), exactly as in its pod. Figures:
+It measures the cluster of `--kubeconfig` (or $KUBECONFIG), whose DynoLine CRD must be installed. On a
+checkout, `make bench` runs it on the test harness's local control plane (etcd, kube-apiserver,
+kube-controller-manager): `python -m tests.envtest.bench_operator` starts one and calls this, since
+product code does not import the test tree. The operator runs as a subprocess (`python -m controllers`),
+exactly as in its pod. Figures:
 
 * apply_to_children_p95_s: one DynoLine created at a time on an idle operator; time from the create call
   returning until its StatefulSet (the last child the reconcile applies) is seen on a watch. p50/p95/max.
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import platform
@@ -25,28 +26,27 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from controllers.kube import Kube, connection_info
+from workloads.api.groupversion import API_VERSION, DYNOLINE
 from workloads.bench.harness import cpu_model, emit, memory_gib, percentile, table
 from workloads.errors import DynolineError
 
 Result = dict[str, Any]
 TARGETS = {"apply_to_children_p95_s": 1.0, "converge_200_s": 60.0, "rss_mb": 200.0}
-REPO = Path(__file__).resolve().parents[2]
+LOCAL = "python -m tests.envtest.bench_operator (make bench) runs it on a local control plane"
 
 
 def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = bench_sub.add_parser(
         "operator",
         help="operator against a real API server: apply→children p95, 200 lines converge, RSS",
-        description="Start a local control plane (or use --kubeconfig), run the operator as a subprocess,"
-        " and time it: one line at a time, then --lines at once.",
+        description="Run the operator as a subprocess against the cluster of --kubeconfig (or $KUBECONFIG)"
+        f" and time it: one line at a time, then --lines at once. From a checkout, {LOCAL}.",
     )
-    p.add_argument("--kubeconfig", default=None, help="use this cluster instead of starting a local one")
+    p.add_argument("--kubeconfig", default=None, help="the cluster (default $KUBECONFIG); CRDs installed")
     p.add_argument("--lines", type=int, default=200, help="DynoLines created at once (default 200)")
     p.add_argument("--samples", type=int, default=30, help="single-line apply timings (default 30)")
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
@@ -57,42 +57,18 @@ def run_command(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API request is noise here
     if not 1 <= args.lines <= 5000 or not 1 <= args.samples <= 1000:
         raise DynolineError("--lines must be 1..5000 and --samples 1..1000")
-    with cluster(args.kubeconfig) as (kubeconfig, version):
-        result = asyncio.run(measure(kubeconfig, args.lines, args.samples))
-    result["kubernetes"] = version
+    kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
+    if not kubeconfig:
+        raise DynolineError(f"no cluster: pass --kubeconfig or set $KUBECONFIG ({LOCAL})")
+    result = asyncio.run(measure(kubeconfig, args.lines, args.samples))
     emit(result, args.json, render)
     return 0
 
 
-@contextmanager
-def cluster(kubeconfig: str | None) -> Iterator[tuple[str, str]]:
-    """(kubeconfig path, server version): the given cluster, or a local control plane for the run."""
-    if kubeconfig:
-        yield kubeconfig, "given cluster"
-        return
-    try:
-        sys.path.insert(0, str(REPO))
-        from tests.envtest.controlplane import ControlPlane
-    except ImportError:
-        raise DynolineError(
-            "no --kubeconfig and no local control plane harness (tests/envtest needs a repository checkout)"
-        ) from None
-    with ControlPlane(controller_manager=True) as cp:
-        cp.kubectl("apply", "-f", str(REPO / "crds"))
-        cp.kubectl(
-            "wait",
-            "--for=condition=Established",
-            "crd/dynolines.dynoline.dev",
-            "crd/sentinelrules.dynoline.dev",
-        )
-        version = json.loads(cp.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
-        yield str(cp.kubeconfig), str(version)
-
-
 def line(name: str) -> dict[str, Any]:
     return {
-        "apiVersion": "dynoline.dev/v1alpha1",
-        "kind": "DynoLine",
+        "apiVersion": API_VERSION,
+        "kind": DYNOLINE.kind,
         "metadata": {"name": name},
         "spec": {
             "units": 100,
@@ -108,6 +84,7 @@ async def measure(kubeconfig: str, lines: int, samples: int) -> Result:
 
     os.environ["KUBECONFIG"] = kubeconfig
     kube = Kube.from_connection(connection_info())
+    version = str((await kube.request("GET", "/version"))["gitVersion"])
     namespace = f"dynoline-bench-{secrets.token_hex(3)}"
     await kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     await kube.create(
@@ -183,6 +160,7 @@ async def measure(kubeconfig: str, lines: int, samples: int) -> Result:
             "python": platform.python_version(),
         },
         "operator_log": str(log),
+        "kubernetes": version,
     }
     if lines == 200:
         result["targets"] = TARGETS
@@ -217,9 +195,9 @@ async def wait_alive(kube: Kube, namespace: str, operator: subprocess.Popen[byte
     while time.monotonic() < deadline:
         if operator.poll() is not None:
             raise DynolineError(f"the operator exited with {operator.returncode} during start-up")
-        found = await kube.get_or_none("DynoLine", namespace, "warm-up")
+        found = await kube.get_or_none(DYNOLINE.kind, namespace, "warm-up")
         if found and (found.get("status") or {}).get("observedGeneration") == 1:
-            await kube.delete("DynoLine", namespace, "warm-up")
+            await kube.delete(DYNOLINE.kind, namespace, "warm-up")
             return
         await asyncio.sleep(0.2)
     raise DynolineError("the operator did not reconcile a first line within 120 s")
@@ -261,7 +239,7 @@ async def wait_converged(
     while time.monotonic() < deadline:
         peak = max(peak, process.memory_info().rss)
         done = 0
-        for item in await kube.list("DynoLine", namespace):
+        for item in await kube.list(DYNOLINE.kind, namespace):
             status = item.get("status") or {}
             if (
                 item["metadata"]["name"] in names

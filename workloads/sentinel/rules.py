@@ -14,13 +14,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from workloads.api.groupversion import GROUP
 from workloads.api.rule import HealthIndexCondition, Rule, SentinelRuleSpec
 from workloads.errors import DynolineError
 from workloads.sentinel.health_index import HealthModel, resolve_model
 
 MAX_FILE_BYTES = 1 << 20
 SUFFIXES = (".yaml", ".yml", ".json")
-API_GROUP = "dynoline.dev/"
+API_GROUP = f"{GROUP}/"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""What the operator reads from (and, when asked, deletes in) the telemetry store.
+"""The operator's access to the telemetry store: what it reads there (and, when asked, deletes).
 
 Status fields that live in PostgreSQL rather than Kubernetes: the units the sentinel has quarantined
 (`unit_state`) and each rule's open alerts (`alerts`). One query per database serves every line and rule

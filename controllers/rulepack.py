@@ -1,13 +1,16 @@
-"""Plain rule files → SentinelRule resources, so a rule pack can be put on a schedule with kubectl."""
+"""Rule packs → SentinelRule resources, so plain rule files can be put on a schedule with kubectl."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from controllers.crdgen import API_VERSION, dump
-from workloads.api.rule import HealthIndexCondition, Rule, SentinelRuleSpec
-from workloads.errors import DynolineError
+from pydantic import ValidationError
+
+from controllers.crdgen import dump
+from workloads.api.groupversion import API_VERSION, SENTINELRULE
+from workloads.api.rule import Rule, SentinelRuleSpec
+from workloads.errors import DynolineError, format_validation_error
 
 DEFAULT_SCHEDULE = "*/1 * * * *"
 
@@ -16,19 +19,17 @@ def sentinel_rules(rules: Sequence[Rule], *, schedule: str, line: str | None = N
     """One SentinelRule per rule; the spec is validated by the same model the CRD is generated from."""
     resources = []
     for rule in rules:
-        if isinstance(rule.condition, HealthIndexCondition) and "/" in rule.condition.model:
-            raise DynolineError(
-                f"rule {rule.name!r}: model file {rule.condition.model!r} is relative to the rule file, which"
-                " a pod does not have; use a model shipped with dynoline (e.g. fd001-health)"
-            )
         body = rule.model_dump(mode="json", by_alias=True, exclude={"name", "line"}, exclude_none=True)
-        spec = SentinelRuleSpec.model_validate(
-            {**body, "lineRef": {"name": line or rule.line}, "schedule": schedule}
-        )
+        try:
+            spec = SentinelRuleSpec.model_validate(
+                {**body, "lineRef": {"name": line or rule.line}, "schedule": schedule}
+            )
+        except ValidationError as exc:
+            raise DynolineError(format_validation_error(exc, where=f"rule {rule.name!r}")) from None
         resources.append(
             {
                 "apiVersion": API_VERSION,
-                "kind": "SentinelRule",
+                "kind": SENTINELRULE.kind,
                 "metadata": {"name": rule.name, "labels": {"app.kubernetes.io/name": "dynoline"}},
                 "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True),
             }
