@@ -10,7 +10,6 @@ writer's `Delivery` (delivery.py: COPY, spool, replay) on a thread each, with a 
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -132,10 +131,6 @@ class Simulator:
             describe(self.url),
             cfg.spool_path,
         )
-        # Everything alive now (the parsed dataset, modules) lives for the whole run: keep it out of the
-        # cyclic collector's full passes, which otherwise pause both loops for tens of milliseconds.
-        gc.collect()
-        gc.freeze()
         self._began = time.monotonic()
         self._threads = [
             threading.Thread(
