@@ -1,4 +1,8 @@
-"""`dynoline simulate`: stream one shard of a line until SIGTERM/SIGINT, then flush and exit 0."""
+"""`dynoline simulate`: stream one shard of a line until SIGTERM/SIGINT, then flush and exit.
+
+Exit 0 when everything generated is stored or spooled; 1 when samples were lost (stopped while the
+database was away and the spool could not be written).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -191,4 +196,7 @@ def _simulate(args: argparse.Namespace) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     print(json.dumps(stats.as_dict()), flush=True)
+    if stats.lost:
+        print(f"dynoline: error: {stats.lost} samples lost (see the log above)", file=sys.stderr)
+        return 1
     return 0

@@ -3,7 +3,10 @@
 A batch goes to the database by plain binary COPY. If that fails, or the spool already holds batches
 (order must be kept), it is appended to the spool instead. Spooled batches are replayed oldest first
 through the idempotent staged insert (a failed COMMIT may still have committed) and leave the spool only
-once their commit is confirmed. So every generated sample is stored exactly once.
+once their commit is confirmed. So every generated sample is stored exactly once, with one exception
+said out loud: when the database is away and the spool cannot be written either (a full volume), a batch
+is held and retried (not ready, `spool_writable` 0, one log line) until the run is told to stop; then
+it is dropped and counted as `lost`, so that SIGTERM still ends the process.
 
 `Delivery` owns the writer's connection and every transaction on it; it runs on the writer thread
 (`write_loop`), but each method is a plain call, so it is driven directly in tests.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -43,6 +47,7 @@ Conn = psycopg.Connection[tuple[object, ...]]
 TS = TELEMETRY_COLUMNS.index("ts")  # a row's sample time, a datetime
 PARTITION_DAYS_AHEAD = 2
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
+SPOOL_RETRY_S = 1.0  # between appends to a spool that failed
 
 
 class PartitionCoverage:
@@ -85,12 +90,15 @@ class Delivery:
         metrics: SimulatorMetrics,
         health: Health,
         counts: Counts,
+        stopping: threading.Event,
     ) -> None:
         self.config = config
         self.url = url
         self.metrics = metrics
         self.health = health
         self.counts = counts
+        self.stopping = stopping  # set: the run is ending, hold nothing back waiting for the spool
+        self._spool_failing = False
         self.lag = LagHistogram()  # the whole run
         self.window = LagHistogram()  # since the last progress snapshot
         self.coverage = PartitionCoverage()
@@ -166,14 +174,35 @@ class Delivery:
                 spool.append(batch)
                 break
             except OSError as exc:
-                # nowhere to put it: hold it (the generator blocks behind us) and retry, never drop it
-                self.health.set_ready(False, f"spool {spool.path} unwritable: {exc}")
-                log.error("cannot append to spool %s: %s; retrying", spool.path, exc)
+                why = exc.strerror or str(exc)
+                if not self._spool_failing:
+                    log.error("cannot append to spool %s: %s; holding the batch, retrying", spool.path, why)
+                    self._spool_failing = True
+                    self.metrics.spool_writable.set(0)
+                # nowhere to put it: hold it (the generator blocks behind us) and retry until told to stop
+                self.health.set_ready(False, f"spool {spool.path} unwritable: {why}")
                 self.health.beat("writer")
-                time.sleep(1.0)
+                if self.stopping.wait(SPOOL_RETRY_S):
+                    self._lose(batch, why)
+                    return
+        if self._spool_failing:
+            log.info("spool %s writable again", spool.path)
+            self._spool_failing = False
+            self.metrics.spool_writable.set(1)
         self.health.set_ready(True, "spooling: database unavailable" if self.conn is None else "ok")
         self.counts.spooled += len(batch)
         self.metrics.spooled.inc(len(batch))
+
+    def _lose(self, batch: list[Row], why: str) -> None:
+        """Stopping with a batch neither the database nor the spool takes: exiting drops it, so count it."""
+        if not self.counts.lost:
+            log.error(
+                "stopping with the database away and spool %s unwritable (%s): unstored samples are lost",
+                self.spool.path if self.spool is not None else "?",
+                why,
+            )
+        self.counts.lost += len(batch)
+        self.metrics.lost.inc(len(batch))
 
     def replay(self, deadline: float | None, *, recovered: bool = False, patient: bool = True) -> None:
         """Replay spooled batches oldest first until drained, the deadline, or a failure."""

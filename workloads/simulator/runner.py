@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
+JOIN_GRACE_S = 10.0  # past shutdown_timeout: one more batch commit or connect attempt
+
 
 class Simulator:
     def __init__(
@@ -68,7 +70,7 @@ class Simulator:
         self.quarantine = QuarantineReader(
             url, config.line, frozenset(self.units), self.metrics, self._stop_generating
         )
-        self.delivery = Delivery(config, url, self.metrics, self.health, self.counts)
+        self.delivery = Delivery(config, url, self.metrics, self.health, self.counts, self._stop_generating)
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
         self._http: HttpEndpoint | None = None
@@ -165,11 +167,21 @@ class Simulator:
         self.health.set_ready(True, "ok")
 
     def shutdown(self) -> None:
-        """Stop generating, flush what is queued (to the database or the spool), close everything."""
+        """Stop generating, flush what is queued (to the database or the spool), close everything.
+
+        Bounded: the writer's last replay ends at `shutdown_timeout`; a loop still running after that
+        and a grace period is left behind (daemon threads) with an error line, never waited for.
+        """
         self._stop_generating.set()
+        until = time.monotonic() + self.config.shutdown_timeout + JOIN_GRACE_S
         for t in self._threads:
-            t.join()
+            t.join(max(0.0, until - time.monotonic()))
+            if t.is_alive():
+                log.error("the %s loop did not stop in time; leaving it behind", t.name)
+                self.queue.abort()  # the other loop must not wait on it
         self._ended = time.monotonic()
+        if self.counts.lost:
+            log.error("%d samples lost: neither the database nor the spool took them", self.counts.lost)
         self._update_gauges()
         self.delivery.close()
         self.quarantine.close()
@@ -294,6 +306,7 @@ class Simulator:
             skipped_quarantined=c.skipped,
             write_errors=c.errors,
             batches=c.batches,
+            lost=c.lost,
             spool_rows=self.delivery.spool_rows,
             queue_high_water=self.queue.high_water,
             queue_bound=self.queue.max_rows,

@@ -18,11 +18,12 @@ class Counts:
     skipped: int = 0  # not generated: the unit was quarantined
     errors: int = 0  # batches the database refused
     batches: int = 0  # committed batches
+    lost: int = 0  # neither stored nor spooled: stopped while the database and the spool were both failing
 
 
 @dataclass
 class RunStats:
-    """What a run did; `generated == written` and `spool_rows == 0` mean nothing is outstanding."""
+    """What a run did: `generated == written + lost + spool_rows`; 0 lost and 0 spooled means all stored."""
 
     line: str
     shard: int
@@ -36,6 +37,7 @@ class RunStats:
     skipped_quarantined: int
     write_errors: int
     batches: int
+    lost: int  # generated, then dropped on the way out: neither the database nor the spool took them
     spool_rows: int
     queue_high_water: int
     queue_bound: int
