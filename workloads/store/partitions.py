@@ -12,13 +12,14 @@ from datetime import datetime, timedelta
 
 import psycopg
 
+from workloads.store.rows import one
+
 Conn = psycopg.Connection[tuple[object, ...]]
 
 
 def ensure_partitions(conn: Conn, start: datetime, end: datetime) -> int:
     """Create the daily partitions covering [start, end]; returns how many were new."""
-    row = conn.execute("SELECT dynoline_ensure_partitions(%s, %s)", (start, end)).fetchone()
-    return int(str(row[0])) if row else 0
+    return one(conn, int, "SELECT dynoline_ensure_partitions(%s, %s)", (start, end)) or 0
 
 
 def drop_expired(conn: Conn, keep: timedelta, *, now: datetime | None = None) -> list[str]:
