@@ -24,6 +24,7 @@ from workloads.simulator.config import source_spec
 from workloads.store import dsn
 from workloads.store.connection import connect
 from workloads.store.migrate import migrate
+from workloads.store.rows import one
 
 from . import server as demo_server
 from . import snapshot as snap
@@ -164,8 +165,7 @@ def _stream(out: TextIO, plan: Plan, url: str, began: float, *, verbose: bool) -
 
     config = plan.config
     with connect(url) as conn:
-        row = conn.execute("SELECT count(*) FROM telemetry WHERE line = %s", (config.line,)).fetchone()
-    baseline = int(str(row[0])) if row else 0
+        baseline = one(conn, int, "SELECT count(*) FROM telemetry WHERE line = %s", (config.line,)) or 0
 
     source = demo_source(config.source, config.faults, config.rate_hz, full_lives=plan.full_lives)
     sim = Simulator(config, url, source=source)

@@ -10,8 +10,9 @@ from typing import Any
 import psycopg
 
 from workloads.api.rule import SEVERITIES
+from workloads.store.rows import every, one
 
-Conn = psycopg.Connection[tuple[object, ...]]
+Conn = psycopg.Connection[Any]
 NEWEST = 3
 FRESH_LIMIT = 1000
 
@@ -46,55 +47,48 @@ class Snapshot:
     quarantined: tuple[QuarantinedUnit, ...]
 
 
+@dataclass(frozen=True)
+class _SeverityCount:
+    severity: str
+    n: int
+
+
 _ALERT = (
-    "SELECT id, rule, unit_id, severity, statistic, worst_value, first_sample_ts, action,"
+    "SELECT id, rule, unit_id, severity, statistic, worst_value::float8, first_sample_ts, action,"
     " resolved_at IS NULL, evidence FROM alerts"
 )
 
 
-def _alerts(rows: list[tuple[object, ...]]) -> tuple[AlertRow, ...]:
-    return tuple(
-        AlertRow(
-            int(str(r[0])), str(r[1]), int(str(r[2])), str(r[3]), str(r[4]), float(str(r[5])),
-            r[6], str(r[7]), bool(r[8]), dict(r[9]),  # type: ignore[arg-type, call-overload]
-        )
-        for r in rows
-    )  # fmt: skip
-
-
 def newest_id(conn: Conn) -> int:
     """The newest alert id now: alerts up to it are older than this run."""
-    row = conn.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()
+    newest = one(conn, int, "SELECT coalesce(max(id), 0) FROM alerts")
     conn.commit()
-    return int(str(row[0])) if row else 0
+    return newest or 0
 
 
 def read(conn: Conn, line: str, after: int) -> Snapshot:
     counts: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
-    for severity, n in conn.execute(
-        "SELECT severity, count(*) FROM alerts WHERE line = %s AND resolved_at IS NULL GROUP BY 1", (line,)
-    ).fetchall():
-        counts[str(severity)] = int(str(n))
-    newest = _alerts(
-        conn.execute(_ALERT + " WHERE line = %s ORDER BY id DESC LIMIT %s", (line, NEWEST)).fetchall()
+    open_counts = every(
+        conn,
+        _SeverityCount,
+        "SELECT severity, count(*) FROM alerts WHERE line = %s AND resolved_at IS NULL GROUP BY 1",
+        (line,),
     )
-    fresh = _alerts(
-        conn.execute(
-            _ALERT + " WHERE line = %s AND id > %s ORDER BY id LIMIT %s", (line, after, FRESH_LIMIT)
-        ).fetchall()
+    counts.update((c.severity, c.n) for c in open_counts)
+    newest = every(conn, AlertRow, _ALERT + " WHERE line = %s ORDER BY id DESC LIMIT %s", (line, NEWEST))
+    fresh = every(
+        conn,
+        AlertRow,
+        _ALERT + " WHERE line = %s AND id > %s ORDER BY id LIMIT %s",
+        (line, after, FRESH_LIMIT),
     )
-    quarantined = tuple(
-        QuarantinedUnit(
-            int(str(r[0])), None if r[1] is None else str(r[1]), r[2],  # type: ignore[arg-type]
-            None if r[3] is None else float(str(r[3])),
-        )
-        for r in conn.execute(
-            "SELECT s.unit_id, s.quarantined_by, s.quarantined_at,"
-            " extract(epoch FROM clock_timestamp() - l.ts)"
-            " FROM unit_state s LEFT JOIN telemetry_latest l ON l.line = s.line AND l.unit_id = s.unit_id"
-            " WHERE s.line = %s AND s.quarantined ORDER BY s.quarantined_at, s.unit_id",
-            (line,),
-        ).fetchall()
+    quarantined = every(
+        conn, QuarantinedUnit,
+        "SELECT s.unit_id, s.quarantined_by, s.quarantined_at,"
+        " extract(epoch FROM clock_timestamp() - l.ts)::float8"
+        " FROM unit_state s LEFT JOIN telemetry_latest l ON l.line = s.line AND l.unit_id = s.unit_id"
+        " WHERE s.line = %s AND s.quarantined ORDER BY s.quarantined_at, s.unit_id",
+        (line,),
     )  # fmt: skip
     conn.commit()
-    return Snapshot(counts, newest, fresh, quarantined)
+    return Snapshot(counts, tuple(newest), tuple(fresh), tuple(quarantined))
