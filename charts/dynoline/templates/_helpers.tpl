@@ -34,3 +34,37 @@ app.kubernetes.io/component: operator
 {{- define "dynoline.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{- /* An alert's labels: its severity, then prometheusRule.additionalRuleLabels (kube-prometheus-stack's name). */}}
+{{- define "dynoline.ruleLabels" -}}
+severity: {{ .severity }}
+{{- with .ctx.Values.prometheusRule.additionalRuleLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- /* runbook_url: prometheusRule.runbookUrl (a docs/runbooks.md) with the alert's section anchor. */}}
+{{- define "dynoline.runbook" -}}
+{{- printf "%s#%s" (trimSuffix "/" .ctx.Values.prometheusRule.runbookUrl) (lower .alert) -}}
+{{- end -}}
+
+{{- /* imagePullSecrets ({name: x} entries, as the schema requires) as a comma-separated list of names. */}}
+{{- define "dynoline.pullSecretNames" -}}
+{{- $names := list -}}
+{{- range .Values.imagePullSecrets -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- join "," $names -}}
+{{- end -}}
+
+{{- /* interval, scrapeTimeout and metricRelabelings of a ServiceMonitor or PodMonitor endpoint. */}}
+{{- define "dynoline.scrapeSettings" -}}
+interval: {{ .interval }}
+{{- with .scrapeTimeout }}
+scrapeTimeout: {{ . }}
+{{- end }}
+{{- with .metricRelabelings }}
+metricRelabelings:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
