@@ -37,6 +37,10 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+## the CRDs (crds/, and the chart's copy in charts/dynoline/files/crds/) and the chart's RBAC rules, from the models
+crds: setup
+	$(BIN)/dynoline crds
+
 demo: setup
 	$(BIN)/dynoline demo
 

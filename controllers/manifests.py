@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -66,6 +66,23 @@ class Owner:
         }
 
 
+DEFAULT_RESOURCES: dict[str, dict[str, Any]] = {
+    SIMULATOR: {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+    MIGRATE: {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+    SENTINEL: {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+}
+
+
+@dataclass(frozen=True)
+class PodPlacement:
+    """Resources and scheduling of one kind of workload pod (the chart's `workloads.<kind>` values)."""
+
+    resources: dict[str, Any] | None = None  # None: DEFAULT_RESOURCES of the kind
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    affinity: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class WorkloadSettings:
     """What the operator's own configuration contributes to every pod (see controllers/settings.py)."""
@@ -74,6 +91,10 @@ class WorkloadSettings:
     image_pull_policy: str = "IfNotPresent"
     service_account: str | None = None
     pushgateway: str | None = None
+    image_pull_secrets: tuple[str, ...] = ()
+    simulator: PodPlacement = field(default_factory=PodPlacement)
+    migration: PodPlacement = field(default_factory=PodPlacement)
+    sentinel: PodPlacement = field(default_factory=PodPlacement)
 
 
 def short_hash(text: str, length: int = 10) -> str:
@@ -126,10 +147,15 @@ def _container_security() -> dict[str, Any]:
     }
 
 
+def _resources(kind: str, placement: PodPlacement) -> dict[str, Any]:
+    return dict(DEFAULT_RESOURCES[kind] if placement.resources is None else placement.resources)
+
+
 def _pod_spec(
     settings: WorkloadSettings,
     containers: list[dict[str, Any]],
     security: dict[str, Any] | None = None,
+    placement: PodPlacement | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
@@ -140,6 +166,16 @@ def _pod_spec(
     }
     if settings.service_account:
         spec["serviceAccountName"] = settings.service_account
+    # Only what is set: an unchanged default keeps the pod template (and the migration Job's name) as is.
+    if settings.image_pull_secrets:
+        spec["imagePullSecrets"] = [{"name": name} for name in settings.image_pull_secrets]
+    if placement is not None:
+        if placement.node_selector:
+            spec["nodeSelector"] = dict(placement.node_selector)
+        if placement.tolerations:
+            spec["tolerations"] = [dict(t) for t in placement.tolerations]
+        if placement.affinity:
+            spec["affinity"] = dict(placement.affinity)
     return spec
 
 
@@ -158,10 +194,11 @@ def migration_job_name(line: str, template: dict[str, Any]) -> str:
 
 def line_file(name: str, spec: DynoLineSpec) -> str:
     """The simulator's `--config` file: what the shards stream. Not the database reference (pods get a URL),
-    not `paused` (no pods run then), not `telemetryPolicy` (the operator's business) and not `spool` (it is
-    the pod's volume, not what the shard streams): changing those must not restart the shards."""
+    not `paused` (no pods run then), not `telemetryPolicy` (the operator's business), not `spool` (it is
+    the pod's volume, not what the shard streams) and not `resources` (the pod template's, which rolls the
+    shards itself): changing those must not restart the shards through the config hash."""
     body = spec.model_dump(
-        mode="json", by_alias=True, exclude={"database", "paused", "telemetry_policy", "spool"}
+        mode="json", by_alias=True, exclude={"database", "paused", "telemetry_policy", "spool", "resources"}
     )
     document = {"line": name, "spec": body, "simulator": {"spool": SPOOL_DIR + "/"}}
     return yaml.safe_dump(document, sort_keys=True)
@@ -203,11 +240,11 @@ def migration_job(owner: Owner, spec: DynoLineSpec, settings: WorkloadSettings) 
         "args": ["db", "migrate"],
         "env": [_database_env(spec.database.secret_ref)],
         "securityContext": _container_security(),
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "resources": _resources(MIGRATE, settings.migration),
     }
     template = {
         "metadata": {"labels": labels(owner.name, MIGRATE, owner.name)},
-        "spec": _pod_spec(settings, [container], restartPolicy="Never"),
+        "spec": _pod_spec(settings, [container], placement=settings.migration, restartPolicy="Never"),
     }
     return {
         "apiVersion": "batch/v1",
@@ -241,7 +278,12 @@ def simulator_statefulset(
             "periodSeconds": 10,
             "failureThreshold": 6,
         },
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        # The line's spec.resources, else the operator's (chart workloads.simulator.resources).
+        "resources": (
+            spec.resources.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if spec.resources is not None
+            else _resources(SIMULATOR, settings.simulator)
+        ),
         "securityContext": _container_security(),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
@@ -269,6 +311,7 @@ def simulator_statefulset(
                 [container],
                 # Lets uid 10001 write a claim's root; OnRootMismatch skips the recursive chown on restarts.
                 security={**_pod_security(), "fsGroupChangePolicy": "OnRootMismatch"},
+                placement=settings.simulator,
                 # SIGTERM flushes the batch and replays the spool (≤ 20 s) before exiting.
                 terminationGracePeriodSeconds=40,
                 volumes=volumes,
@@ -365,7 +408,7 @@ def sentinel_cronjob(
         "imagePullPolicy": settings.image_pull_policy,
         "args": args,
         "env": [_database_env(database)],
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "resources": _resources(SENTINEL, settings.sentinel),
         "securityContext": _container_security(),
         "volumeMounts": [{"name": "rules", "mountPath": RULES_DIR, "readOnly": True}],
     }
@@ -391,6 +434,7 @@ def sentinel_cronjob(
                         "spec": _pod_spec(
                             settings,
                             [container],
+                            placement=settings.sentinel,
                             restartPolicy="Never",
                             volumes=[{"name": "rules", "configMap": {"name": rule_object_name(owner.name)}}],
                         ),
