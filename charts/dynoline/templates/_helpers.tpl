@@ -36,7 +36,7 @@ app.kubernetes.io/component: operator
 {{- end -}}
 
 {{- define "dynoline.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- printf "%s:%s" .Values.image.repository (toString (default .Chart.AppVersion .Values.image.tag)) -}}
 {{- end -}}
 
 {{- /* An alert's labels: its severity, then prometheusRule.additionalRuleLabels (kube-prometheus-stack's name). */}}
