@@ -17,7 +17,7 @@ from workloads.errors import DynolineError
 LINE = Owner("DynoLine", "line-a", "factory", "uid-line")
 RULE = Owner("SentinelRule", "t50-hot", "factory", "uid-rule")
 TOLERATION = {"key": "dedicated", "operator": "Equal", "value": "lines", "effect": "NoSchedule"}
-AFFINITY = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
+AFFINITY: dict[str, Any] = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []}}
 
 
 def pods_env() -> dict[str, Any]:
