@@ -407,7 +407,11 @@ def sentinel_cronjob(
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
         "args": args,
-        "env": [_database_env(database)],
+        "env": [
+            _database_env(database),
+            # The namespace label of its Pushgateway group (`sentinel run --push-namespace`).
+            {"name": "DYNOLINE_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        ],
         "resources": _resources(SENTINEL, settings.sentinel),
         "securityContext": _container_security(),
         "volumeMounts": [{"name": "rules", "mountPath": RULES_DIR, "readOnly": True}],

@@ -193,10 +193,12 @@ def test_run_pushes_its_metrics_to_a_pushgateway(
 ) -> None:
     write(database_url, 1, [1440] * 10)
     args = sentinel("--rules", str(rules_dir), "--database-url", database_url, "--until", UNTIL)
-    assert main([*args, "--backfill", "all", "--pushgateway", pushgateway, "--push-group", "pack-a"]) == 0
+    push = ["--pushgateway", pushgateway, "--push-group", "pack-a", "--push-namespace", "factory"]
+    assert main([*args, "--backfill", "all", *push]) == 0
     capsys.readouterr()
     got = pushed(pushgateway)
-    group = {"rules": "pack-a", "line": "line-t"}
+    # The namespace is part of the group: the same line and rule names elsewhere are another group.
+    group = {"namespace": "factory", "rules": "pack-a", "line": "line-t"}
     assert got[series("dynoline_sentinel_open_alerts", **group, rule="t50-hot", severity="critical")] == 1
     assert got[series("dynoline_sentinel_open_alerts", **group, rule="ps30-high", severity="warning")] == 0
     # Per line, so a stale rule's line is its own series (the alert does not aggregate them away).

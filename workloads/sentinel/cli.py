@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -38,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--push-group", metavar="NAME", default=None, help="Pushgateway grouping key (default: from rules)"
     )
+    p.add_argument(
+        "--push-namespace", metavar="NAME", default=os.environ.get("DYNOLINE_NAMESPACE") or None,
+        help="namespace label of the push group (default: $DYNOLINE_NAMESPACE, which the operator sets)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=_run)
 
@@ -151,13 +156,14 @@ def _run(args: argparse.Namespace) -> int:
     except DynolineError:
         if args.pushgateway:
             try:
-                push(failure_registry(rule_lines(rules), time.time()), args.pushgateway, group)
+                failed = failure_registry(rule_lines(rules), time.time())
+                push(failed, args.pushgateway, group, namespace=args.push_namespace)
             except DynolineError as exc:
                 log.warning("%s", exc)
         raise
     _print_summary(summary.to_json(), args.json)
     if args.pushgateway:
-        push(success_registry(summary, time.time()), args.pushgateway, group)
+        push(success_registry(summary, time.time()), args.pushgateway, group, namespace=args.push_namespace)
     return EXIT_ALERTS if fails(summary, args.fail_on) else 0
 
 

@@ -115,11 +115,24 @@ def push_group(rules: Sequence[LoadedRule]) -> str:
     return "rules-" + hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
 
 
-def push(registry: CollectorRegistry, gateway: str, group: str, *, timeout: float = 10.0) -> None:
+def grouping_key(group: str, namespace: str | None) -> dict[str, str]:
+    """The push group's labels: the rule set, and the namespace of the CronJob when known, so the same
+    line and rule names in two namespaces are two groups (and the series say where they come from)."""
+    return {"namespace": namespace, "rules": group} if namespace else {"rules": group}
+
+
+def push(
+    registry: CollectorRegistry,
+    gateway: str,
+    group: str,
+    *,
+    namespace: str | None = None,
+    timeout: float = 10.0,
+) -> None:
     """Push-add (POST): replaces the pushed families in the group, leaves the group's others alone."""
     try:
         pushadd_to_gateway(
-            gateway, job=JOB, registry=registry, grouping_key={"rules": group}, timeout=timeout
+            gateway, job=JOB, registry=registry, grouping_key=grouping_key(group, namespace), timeout=timeout
         )
     except Exception as exc:  # urllib raises URLError, HTTPError, OSError, ValueError for a bad URL
         raise DynolineError(f"cannot push metrics to {gateway}: {exc}") from None
