@@ -22,12 +22,18 @@ CHART = REPO / "charts" / "dynoline"
 PROMTOOL = "/usr/bin/promtool"
 
 
-def helm_version() -> str:
-    for line in (REPO / "tests" / "k8s-tools" / "helm" / "go.mod").read_text().splitlines():
+def module_version(tools_module: str, module: str) -> str:
+    """The version tests/k8s-tools/<tools_module>/go.mod pins, as build.sh reads it."""
+    go_mod = REPO / "tests" / "k8s-tools" / tools_module / "go.mod"
+    for line in go_mod.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[0] == "require" and parts[1] == "helm.sh/helm/v3":
+        if len(parts) == 3 and parts[0] == "require" and parts[1] == module:
             return parts[2]
-    raise AssertionError("tests/k8s-tools/helm/go.mod pins no helm.sh/helm/v3 version")
+    raise AssertionError(f"{go_mod} pins no {module} version")
+
+
+def helm_version() -> str:
+    return module_version("helm", "helm.sh/helm/v3")
 
 
 def _missing(what: str, how: str) -> None:
@@ -42,6 +48,14 @@ def helm() -> str:
     built = REPO / ".build" / "helm" / helm_version() / "helm"
     if not built.is_file():
         _missing(str(built), "bash tests/k8s-tools/build.sh helm (make test builds it)")
+    return str(built)
+
+
+def ct() -> str:
+    """chart-testing's ct `make test` builds: .build/ct/<pinned version>/ct (with its etc/ files beside)."""
+    built = REPO / ".build" / "ct" / module_version("ct", "github.com/helm/chart-testing/v3") / "ct"
+    if not built.is_file():
+        _missing(str(built), "bash tests/k8s-tools/build.sh ct (make test builds it)")
     return str(built)
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# What the chart and alerting tests of `make test` drive: helm, built from its Go module into
-# .build/helm/<version>/ (tests/k8s-tools/build.sh, cached), and promtool and the Pushgateway from Debian's
+# What the chart and alerting tests of `make test` drive: helm and chart-testing's ct, built from their Go
+# modules into .build/{helm,ct}/<version>/ (tests/k8s-tools/build.sh, cached), and promtool and the Pushgateway from Debian's
 # `prometheus` and `prometheus-pushgateway` packages (installed when missing, as tests/cluster does).
 # The packages' own daemons are not started on install (policy-rc.d): a system Prometheus on :9090 or
 # Pushgateway on :9091 would take the ports the e2e monitoring harness starts its own on.
@@ -15,6 +15,7 @@ die() {
 source "$repo_root/tests/cluster/lib.sh"
 
 bash "$repo_root/tests/k8s-tools/build.sh" helm >/dev/null
+bash "$repo_root/tests/k8s-tools/build.sh" ct >/dev/null
 
 policy=/usr/sbin/policy-rc.d
 if [[ ! -e $policy ]] && [[ -w /usr/sbin ]]; then
