@@ -318,3 +318,21 @@ def test_chart_readme_does_not_point_at_a_published_image() -> None:
     assert "ghcr.io" not in text
     notes = (tools.CHART / "templates" / "NOTES.txt").read_text()
     assert "examples/" not in notes
+
+
+def test_default_workload_values_leave_the_pods_as_an_operator_without_them_makes() -> None:
+    """Upgrading to a chart with workload values must not re-run migrations or roll every shard."""
+    from controllers import manifests
+    from workloads.api.line import DynoLineSpec
+
+    owner = manifests.Owner("DynoLine", "line-a", "lines", "uid")
+    spec = DynoLineSpec.model_validate({"database": {"secretRef": {"name": "db"}}})
+    env = env_of(operator_container(tools.render()))
+    from_chart = operator_settings.from_env(env).workload
+    bare = operator_settings.from_env({"DYNOLINE_IMAGE": env["DYNOLINE_IMAGE"]}).workload
+    assert manifests.migration_job(owner, spec, from_chart) == manifests.migration_job(owner, spec, bare)
+
+    def shards(workload: manifests.WorkloadSettings) -> dict[str, Any]:
+        return manifests.simulator_statefulset(owner, spec, workload, image="i", replicas=1, config="h")
+
+    assert shards(from_chart) == shards(bare)
