@@ -13,15 +13,22 @@ die() {
 }
 # shellcheck source=../cluster/lib.sh
 source "$repo_root/tests/cluster/lib.sh"
+# Not root (a CI runner with passwordless sudo): ensure_packages' apt-get goes through sudo.
+as_root() { "$@"; }
+if [[ $EUID -ne 0 ]] && command -v sudo >/dev/null 2>&1; then
+    as_root() { sudo -n "$@"; }
+    apt-get() { sudo -n env DEBIAN_FRONTEND=noninteractive apt-get "$@"; }
+fi
 
 bash "$repo_root/tests/k8s-tools/build.sh" helm >/dev/null
 bash "$repo_root/tests/k8s-tools/build.sh" ct >/dev/null
 
+missing=0
+for binary in /usr/bin/promtool /usr/bin/prometheus-pushgateway; do [[ -x $binary ]] || missing=1; done
 policy=/usr/sbin/policy-rc.d
-if [[ ! -e $policy ]] && [[ -w /usr/sbin ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 0755 "$policy"
-    trap 'rm -f "$policy"' EXIT
+if [[ $missing == 1 && ! -e $policy ]]; then
+    as_root sh -c "printf '#!/bin/sh\\nexit 101\\n' >$policy && chmod 0755 $policy"
+    trap 'as_root rm -f "$policy"' EXIT
 fi
 ensure_packages prometheus prometheus-pushgateway
 for binary in /usr/bin/promtool /usr/bin/prometheus-pushgateway; do
