@@ -336,3 +336,27 @@ def test_default_workload_values_leave_the_pods_as_an_operator_without_them_make
         return manifests.simulator_statefulset(owner, spec, workload, image="i", replicas=1, config="h")
 
     assert shards(from_chart) == shards(bare)
+
+
+def test_every_value_the_readme_names_exists() -> None:
+    values = yaml.safe_load((tools.CHART / "values.yaml").read_text())
+    text = (tools.CHART / "README.md").read_text() + (REPO / "docs" / "runbooks.md").read_text()
+    named = set(re.findall(r"`([a-z][A-Za-z]*(?:\.[A-Za-z]+)+)(?:=[^`]*)?`", text))
+    checked = []
+    # Named as removed (upgrading from 0.1.0): the schema refuses it by name.
+    removed = {"serviceMonitor.labels"}
+    assert "additional properties 'labels' not allowed" in tools.render_error(
+        "serviceMonitor.labels.release=x"
+    )
+    for path in sorted(named - removed):
+        head, *rest = path.split(".")
+        if head not in values or not isinstance(values[head], dict):
+            continue  # not a value (a file name, a metric, a label)
+        node: Any = values
+        for part in [head, *rest]:
+            if part in ("release", "team") and isinstance(node, dict) and not node:
+                break  # an example key under a free-form map (additionalLabels.release)
+            assert isinstance(node, dict) and part in node, f"README names `{path}`, not in values.yaml"
+            node = node[part]
+        checked.append(path)
+    assert len(checked) >= 20, checked

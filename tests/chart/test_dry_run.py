@@ -115,3 +115,13 @@ def test_the_bundled_postgresql_password_survives_an_upgrade(crds: ControlPlane,
         assert f":{installed}@" in kept["stringData"]["uri"]
     finally:
         tools.run([*helm, "uninstall", "dynoline"])
+
+
+def test_the_dynolines_of_the_chart_readme_are_accepted(crds: ControlPlane, namespace: str) -> None:
+    """The DynoLine heredocs of the chart README's install steps, applied as written (dry-run)."""
+    text = (tools.CHART / "README.md").read_text()
+    lines = [d for d in map(yaml.safe_load, re.findall(r"<<'YAML'\n(.*?)\nYAML\n", text, flags=re.S))
+             if d["kind"] == "DynoLine"]  # fmt: skip
+    assert lines, "the chart README has no DynoLine to apply"
+    for line in lines:
+        crds.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-", stdin=json.dumps(line))
