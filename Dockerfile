@@ -2,7 +2,7 @@
 # sentinel CronJobs): `dynoline operator`, `dynoline simulate ...`, `dynoline db migrate`,
 # `dynoline sentinel run ...` are all subcommands of the same entry point.
 #
-#   docker build -t ghcr.io/dynoline/dynoline:0.1.0 .
+#   docker build -t dynoline:0.1.0 .   (nothing is published: the chart's default image.repository is `dynoline`)
 #   helm install dynoline charts/dynoline --set image.tag=0.1.0
 #
 # Build arguments (both defaults give the image GitHub's kind job builds):

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: k8s-bin setup test test-fast test-integration lint typecheck demo bench crds clean e2e-kind e2e-local \
+.PHONY: k8s-bin test-tools setup test test-fast test-integration lint typecheck demo bench crds clean e2e-kind e2e-local \
 	e2e-run images cluster-up cluster-down cluster-status
 
 setup: $(STAMP)
@@ -16,20 +16,26 @@ $(STAMP): pyproject.toml
 	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## every tier: lint, types, unit + store, then the real-control-plane integration tier
-test: setup lint typecheck k8s-bin
-	$(BIN)/pytest -m "not integration" -q
-	$(BIN)/pytest -m integration -q
+## every tier: lint, types, unit + store + chart (helm lint/template/schema, promtool), then the
+## real-control-plane integration tier (with the chart's server-side dry-run and RBAC). A missing helm or
+## promtool is a failure here (DYNOLINE_REQUIRE_TOOLS=1), never a skip.
+test: setup lint typecheck k8s-bin test-tools
+	DYNOLINE_REQUIRE_TOOLS=1 $(BIN)/pytest -m "not integration" -q
+	DYNOLINE_REQUIRE_TOOLS=1 $(BIN)/pytest -m integration -q
 
 ## kube-apiserver, kube-controller-manager, kubectl, etcd from the Go module proxy (cached in .build/)
 k8s-bin:
 	bash tests/k8s-tools/build.sh
 
-test-fast: setup
-	$(BIN)/pytest -m "not integration and not slow" -q
+## helm (built from its Go module, cached in .build/helm/), promtool and the Pushgateway (Debian packages)
+test-tools:
+	bash tests/chart/tools.sh
 
-test-integration: setup k8s-bin
-	$(BIN)/pytest -m integration -q
+test-fast: setup test-tools
+	DYNOLINE_REQUIRE_TOOLS=1 $(BIN)/pytest -m "not integration and not slow" -q
+
+test-integration: setup k8s-bin test-tools
+	DYNOLINE_REQUIRE_TOOLS=1 $(BIN)/pytest -m integration -q
 
 lint: setup
 	$(BIN)/ruff check workloads controllers tests
@@ -37,6 +43,10 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy
+
+## the CRDs (crds/, and the chart's copy in charts/dynoline/files/crds/) and the chart's RBAC rules, from the models
+crds: setup
+	$(BIN)/dynoline crds
 
 demo: setup
 	$(BIN)/dynoline demo

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from workloads.errors import DynolineError
 
-DEFAULT_OUTPUTS = (Path("crds"), Path("charts/dynoline/crds"))
+# The chart renders its copy as templates (templates/crds.yaml), byte-identical to crds/.
+DEFAULT_OUTPUTS = (Path("crds"), Path("charts/dynoline/files/crds"))
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         default=[],
         metavar="DIR",
-        help="directory to write (repeatable; default: crds/ and, if present, charts/dynoline/crds/)",
+        help="directory to write (repeatable; default: crds/ and, if present, charts/dynoline/files/crds/)",
     )
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 when a file is out of date")
     p.add_argument("--stdout", action="store_true", help="print the CRDs as one YAML stream instead")
@@ -76,9 +77,9 @@ def _crds(args: argparse.Namespace) -> int:
     outputs = _outputs(args)
     # The chart also gets the operator's RBAC rules (generated from controllers/rbac.py).
     rules = [
-        d.parent / "files" / rbac.RULES_FILE
+        d.parent / rbac.RULES_FILE
         for d in outputs
-        if d.name == "crds" and d.parent.name == "dynoline"
+        if d.name == "crds" and d.parent.name == "files" and d.parent.parent.name == "dynoline"
     ]
     if args.check:
         stale = [str(d / name) for d in outputs for name in crdgen.stale(d)]

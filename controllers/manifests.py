@@ -23,6 +23,7 @@ from controllers.naming import (
     rule_file_name,
     rule_object_name,
 )
+from controllers.pods import WorkloadSettings, container_security, pod_security, pod_spec, resources_for
 from controllers.spool_volume import SPOOL_DIR, SPOOL_VOLUME
 from workloads.api.groupversion import API_VERSION, qualified
 from workloads.api.line import DynoLineSpec, SecretKeyRef
@@ -71,16 +72,6 @@ class Owner:
         }
 
 
-@dataclass(frozen=True)
-class WorkloadSettings:
-    """What the operator's own configuration contributes to every pod (see controllers/settings.py)."""
-
-    image: str
-    image_pull_policy: str = "IfNotPresent"
-    service_account: str | None = None
-    pushgateway: str | None = None
-
-
 def labels(instance: str, component: str, line: str) -> dict[str, str]:
     return {
         LABEL_NAME: APP,
@@ -109,50 +100,16 @@ def _database_env(ref: SecretKeyRef) -> dict[str, Any]:
     return {"name": DATABASE_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
 
 
-def _pod_security() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": 10001,
-        "runAsGroup": 10001,
-        "fsGroup": 10001,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def _container_security() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-
-
-def _pod_spec(
-    settings: WorkloadSettings,
-    containers: list[dict[str, Any]],
-    security: dict[str, Any] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "automountServiceAccountToken": False,  # the workloads never talk to the Kubernetes API
-        "securityContext": security or _pod_security(),
-        "containers": containers,
-        **extra,
-    }
-    if settings.service_account:
-        spec["serviceAccountName"] = settings.service_account
-    return spec
-
-
 # ------------------------------------------------------------------------------------------------ DynoLine
 
 
 def line_file(name: str, spec: DynoLineSpec) -> str:
     """The simulator's `--config` file: what the shards stream. Not the database reference (pods get a URL),
-    not `paused` (no pods run then), not `telemetryPolicy` (the operator's business) and not `spool` (it is
-    the pod's volume, not what the shard streams): changing those must not restart the shards."""
+    not `paused` (no pods run then), not `telemetryPolicy` (the operator's business), not `spool` (it is
+    the pod's volume, not what the shard streams) and not `resources` (the pod template's, which rolls the
+    shards itself): changing those must not restart the shards through the config hash."""
     body = spec.model_dump(
-        mode="json", by_alias=True, exclude={"database", "paused", "telemetry_policy", "spool"}
+        mode="json", by_alias=True, exclude={"database", "paused", "telemetry_policy", "spool", "resources"}
     )
     document = {"line": name, "spec": body, "simulator": {"spool": SPOOL_DIR + "/"}}
     return yaml.safe_dump(document, sort_keys=True)
@@ -189,12 +146,12 @@ def migration_job(owner: Owner, spec: DynoLineSpec, settings: WorkloadSettings) 
         "imagePullPolicy": settings.image_pull_policy,
         "args": ["db", "migrate"],
         "env": [_database_env(spec.database.secret_ref)],
-        "securityContext": _container_security(),
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": container_security(),
+        "resources": resources_for(MIGRATE, settings.migration),
     }
     template = {
         "metadata": {"labels": labels(owner.name, MIGRATE, owner.name)},
-        "spec": _pod_spec(settings, [container], restartPolicy="Never"),
+        "spec": pod_spec(settings, [container], placement=settings.migration, restartPolicy="Never"),
     }
     return {
         "apiVersion": "batch/v1",
@@ -228,8 +185,13 @@ def simulator_statefulset(
             "periodSeconds": 10,
             "failureThreshold": 6,
         },
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-        "securityContext": _container_security(),
+        # The line's spec.resources, else the operator's (chart workloads.simulator.resources).
+        "resources": (
+            spec.resources.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if spec.resources is not None
+            else resources_for(SIMULATOR, settings.simulator)
+        ),
+        "securityContext": container_security(),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": SPOOL_VOLUME, "mountPath": SPOOL_DIR},
@@ -251,11 +213,12 @@ def simulator_statefulset(
                 # A settings change changes the hash, so the pods roll to pick up the new file.
                 "annotations": {CONFIG_HASH: config},
             },
-            "spec": _pod_spec(
+            "spec": pod_spec(
                 settings,
                 [container],
                 # Lets uid 10001 write a claim's root; OnRootMismatch skips the recursive chown on restarts.
-                security={**_pod_security(), "fsGroupChangePolicy": "OnRootMismatch"},
+                security={**pod_security(), "fsGroupChangePolicy": "OnRootMismatch"},
+                placement=settings.simulator,
                 # SIGTERM flushes the batch and replays the spool (≤ 20 s) before exiting.
                 terminationGracePeriodSeconds=40,
                 volumes=volumes,
@@ -343,9 +306,13 @@ def sentinel_cronjob(
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
         "args": args,
-        "env": [_database_env(database)],
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-        "securityContext": _container_security(),
+        "env": [
+            _database_env(database),
+            # The namespace label of its Pushgateway group (`sentinel run --push-namespace`).
+            {"name": "DYNOLINE_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        ],
+        "resources": resources_for(SENTINEL, settings.sentinel),
+        "securityContext": container_security(),
         "volumeMounts": [{"name": "rules", "mountPath": RULES_DIR, "readOnly": True}],
     }
     job_labels = labels(owner.name, SENTINEL, spec.line_ref.name)
@@ -367,9 +334,10 @@ def sentinel_cronjob(
                     "activeDeadlineSeconds": 600,
                     "template": {
                         "metadata": {"labels": job_labels, "annotations": {CONFIG_HASH: config}},
-                        "spec": _pod_spec(
+                        "spec": pod_spec(
                             settings,
                             [container],
+                            placement=settings.sentinel,
                             restartPolicy="Never",
                             volumes=[{"name": "rules", "configMap": {"name": rule_object_name(owner.name)}}],
                         ),

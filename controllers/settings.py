@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import kopf
 
-from controllers.manifests import LABEL_MANAGED_BY, MANAGED_BY, WorkloadSettings
+from controllers.manifests import LABEL_MANAGED_BY, MANAGED_BY
+from controllers.pods import PodPlacement, WorkloadSettings
 from workloads import __version__
 from workloads.api.groupversion import GROUP, qualified
 from workloads.errors import DynolineError
 
-DEFAULT_IMAGE = f"ghcr.io/dynoline/dynoline:{__version__}"
+# What `docker build -t dynoline:<version> .` tags (nothing is published); the chart sets DYNOLINE_IMAGE.
+DEFAULT_IMAGE = f"dynoline:{__version__}"
+WORKLOAD_PODS_ENV = "DYNOLINE_WORKLOAD_PODS"
+WORKLOAD_KINDS = ("simulator", "migration", "sentinel")
 CHILD_RESOURCES: tuple[tuple[str, str], ...] = (
     ("apps", "statefulsets"),
     ("batch", "jobs"),
@@ -63,6 +69,49 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise DynolineError(f"${name}={raw!r}: expected true or false")
 
 
+def _placement(kind: str, raw: Any) -> PodPlacement:
+    where = f"${WORKLOAD_PODS_ENV}: {kind}"
+    if not isinstance(raw, dict):
+        raise DynolineError(f"{where} must be an object, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - {"resources", "nodeSelector", "tolerations", "affinity"})
+    if unknown:
+        raise DynolineError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    resources = raw.get("resources")
+    if resources is not None and not isinstance(resources, dict):
+        raise DynolineError(f"{where}.resources must be an object")
+    selector = {} if raw.get("nodeSelector") is None else raw["nodeSelector"]
+    if not isinstance(selector, dict) or not all(isinstance(v, str) for v in selector.values()):
+        raise DynolineError(f"{where}.nodeSelector must map label names to strings")
+    tolerations = [] if raw.get("tolerations") is None else raw["tolerations"]
+    if not isinstance(tolerations, list) or not all(isinstance(t, dict) for t in tolerations):
+        raise DynolineError(f"{where}.tolerations must be a list of objects")
+    affinity = {} if raw.get("affinity") is None else raw["affinity"]
+    if not isinstance(affinity, dict):
+        raise DynolineError(f"{where}.affinity must be an object")
+    return PodPlacement(
+        resources=resources, node_selector=selector, tolerations=tuple(tolerations), affinity=affinity
+    )
+
+
+def workload_pods(text: str) -> dict[str, PodPlacement]:
+    """The chart's `workloads` values (JSON): resources and scheduling per kind of workload pod."""
+    if not text.strip():
+        return {}
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DynolineError(f"${WORKLOAD_PODS_ENV} is not JSON: {exc.msg} at character {exc.pos}") from None
+    if not isinstance(raw, dict):
+        raise DynolineError(f"${WORKLOAD_PODS_ENV} must be a JSON object of {', '.join(WORKLOAD_KINDS)}")
+    unknown = sorted(set(raw) - set(WORKLOAD_KINDS))
+    if unknown:
+        raise DynolineError(
+            f"${WORKLOAD_PODS_ENV}: unknown workload(s) {', '.join(unknown)}"
+            f" (expected {', '.join(WORKLOAD_KINDS)})"
+        )
+    return {kind: _placement(kind, value) for kind, value in raw.items()}
+
+
 def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
     env = os.environ if env is None else env
     policy = env.get("DYNOLINE_IMAGE_PULL_POLICY", "IfNotPresent").strip() or "IfNotPresent"
@@ -70,12 +119,20 @@ def from_env(env: Mapping[str, str] | None = None) -> OperatorConfig:
         raise DynolineError(f"$DYNOLINE_IMAGE_PULL_POLICY={policy!r}: expected Always, IfNotPresent or Never")
     namespaces = tuple(n.strip() for n in env.get("DYNOLINE_NAMESPACES", "").split(",") if n.strip())
     server_timeout = _number(env, "DYNOLINE_WATCH_SERVER_TIMEOUT", 270.0, 10, 3600)
+    pods = workload_pods(env.get(WORKLOAD_PODS_ENV, ""))
+    pull_secrets = tuple(
+        n.strip() for n in env.get("DYNOLINE_IMAGE_PULL_SECRETS", "").split(",") if n.strip()
+    )
     return OperatorConfig(
         workload=WorkloadSettings(
             image=env.get("DYNOLINE_IMAGE", "").strip() or DEFAULT_IMAGE,
             image_pull_policy=policy,
             service_account=env.get("DYNOLINE_WORKLOAD_SERVICE_ACCOUNT", "").strip() or None,
             pushgateway=env.get("DYNOLINE_PUSHGATEWAY", "").strip() or None,
+            image_pull_secrets=pull_secrets,
+            simulator=pods.get("simulator", PodPlacement()),
+            migration=pods.get("migration", PodPlacement()),
+            sentinel=pods.get("sentinel", PodPlacement()),
         ),
         namespaces=namespaces,
         workers=int(_number(env, "DYNOLINE_OPERATOR_WORKERS", 8, 1, 64)),

@@ -21,8 +21,8 @@ import pytest_asyncio
 
 from controllers.context import Context
 from controllers.kube import APPLY, Kube
-from controllers.manifests import WorkloadSettings
 from controllers.metrics import Metrics
+from controllers.pods import WorkloadSettings
 from controllers.settings import OperatorConfig
 from controllers.store_access import Store
 

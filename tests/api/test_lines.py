@@ -12,7 +12,7 @@ import pytest
 from controllers import lines, manifests
 from controllers.context import Context
 from controllers.kube import Kube
-from controllers.manifests import WorkloadSettings
+from controllers.pods import WorkloadSettings
 from controllers.settings import OperatorConfig
 from controllers.store_access import Store
 from tests.api.conftest import IMAGE, Cluster, events_for, exists, obj

@@ -61,6 +61,7 @@ RULE = "t50-runaway"
 # only the faulted unit crosses 1470 and keeps climbing (the ramp is unbounded).
 T50_BOUND = 1470.0
 OPERATOR_UID = 10001
+KEEP = "helm.sh/resource-policy"
 # Each shard's spool on a PVC of the default StorageClass (spec.spool.volumeClaimTemplate), so what a pod
 # spooled survives the pod. None: the spool stays on the pod's emptyDir (and no PVC may appear).
 SPOOL_VOLUME_CLAIM_TEMPLATE: dict[str, Any] | None = {
@@ -790,10 +791,15 @@ class TestStack:
     def test_helm_uninstall_leaves_no_operator_objects(self, operator: Operator, settings: Settings) -> None:
         if settings.keep:
             pytest.skip("DYNOLINE_E2E_KEEP=1 keeps the release for inspection")
+        # CRDs carry helm.sh/resource-policy: keep: helm uninstall leaves them (and every line) alone.
+        kept = [d for d in operator.manifest if KEEP in ((d.get("metadata") or {}).get("annotations") or {})]
+        assert sorted(
+            d["metadata"]["name"] for d in kept if d["kind"] == "CustomResourceDefinition"
+        ) == sorted(CRDS)
         made = [
             (d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))
             for d in operator.manifest
-            if d.get("kind") and d.get("metadata")
+            if d.get("kind") and d.get("metadata") and d not in kept
         ]
         kinds = {kind for kind, _, _ in made}
         assert {"Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service"} <= kinds, (
@@ -822,6 +828,6 @@ class TestStack:
         wait_for("every object of the release to be gone", lambda: (not (rest := left()), rest), GC_TIMEOUT)
         status = operator.helm_run("status", operator.release, check=False)
         assert status.returncode != 0, f"helm still knows the release: {status.stdout}"
-        # CRDs from the chart's crds/ are never deleted by helm (they would take every DynoLine with them).
+        # The kept CRDs are still there (deleting them would take every DynoLine with them).
         k = Kubectl("default")
         assert [crd for crd in CRDS if k.get("crd", crd) is None] == []

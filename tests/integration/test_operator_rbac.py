@@ -1,16 +1,17 @@
-"""The chart's RBAC is enough and no more: the operator runs as a ServiceAccount bound to exactly the
-rules in controllers/rbac.py (what charts/dynoline/files/operator-rules.yaml holds) and does its job."""
+"""The chart's RBAC is enough and no more: the operator runs as the ServiceAccount, Role and RoleBinding
+that `helm template` renders (operator.namespaces = the test's namespace), applied as rendered, and does
+its job. The rules come from controllers/rbac.py through charts/dynoline/files/operator-rules.yaml."""
 
 from __future__ import annotations
 
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-import yaml
 
-from controllers import rbac
+from tests import tools
 from tests.envtest.controlplane import ControlPlane
 from tests.integration.operator_harness import (
     EXAMPLES,
@@ -22,29 +23,26 @@ from tests.integration.operator_harness import (
 )
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
+RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding")
 
 
-def service_account_kubeconfig(cp: ControlPlane, namespace: str, path: Path) -> Path:
-    cp.kubectl("create", "serviceaccount", "dynoline-operator", "-n", namespace)
-    role = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": {"name": "dynoline-operator", "namespace": namespace},
-        "rules": yaml.safe_load((REPO / "charts" / "dynoline" / "files" / rbac.RULES_FILE).read_text()),
-    }
-    binding = {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": "dynoline-operator", "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "dynoline-operator"},
-        "subjects": [{"kind": "ServiceAccount", "name": "dynoline-operator", "namespace": namespace}],
-    }
-    apply(cp, namespace, role)
-    apply(cp, namespace, binding)
-    token = cp.kubectl(
-        "create", "token", "dynoline-operator", "-n", namespace, "--duration=1h"
-    ).stdout.strip()
+def chart_rbac(namespace: str) -> list[dict[str, Any]]:
+    """The release's RBAC objects for an operator watching only `namespace` and installed there."""
+    docs = tools.render(f"operator.namespaces={{{namespace}}}", release="dynoline", namespace=namespace)
+    rbac = [d for d in docs if d["kind"] in RBAC_KINDS]
+    assert sorted(d["kind"] for d in rbac) == sorted(RBAC_KINDS), [d["kind"] for d in docs]
+    assert not [
+        d for d in docs if d["kind"].startswith("Cluster") and d["kind"] != "CustomResourceDefinition"
+    ]
+    return rbac
+
+
+def service_account_kubeconfig(cp: ControlPlane, namespace: str, path: Path) -> tuple[Path, str]:
+    rbac = chart_rbac(namespace)
+    for doc in rbac:
+        apply(cp, namespace, doc)
+    (account,) = [d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount"]
+    token = cp.kubectl("create", "token", account, "-n", namespace, "--duration=1h").stdout.strip()
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -67,14 +65,14 @@ def service_account_kubeconfig(cp: ControlPlane, namespace: str, path: Path) -> 
         "current-context": "operator",
     }
     path.write_text(json.dumps(config))
-    return path
+    return path, account
 
 
 def test_the_operator_works_with_exactly_the_chart_rules(
     crds: ControlPlane, namespace: str, tmp_path: Path
 ) -> None:
-    kubeconfig = service_account_kubeconfig(crds, namespace, tmp_path / "operator.kubeconfig")
-    who = f"system:serviceaccount:{namespace}:dynoline-operator"
+    kubeconfig, account = service_account_kubeconfig(crds, namespace, tmp_path / "operator.kubeconfig")
+    who = f"system:serviceaccount:{namespace}:{account}"
     assert (
         crds.kubectl(
             "auth", "can-i", "get", "secrets", "-n", namespace, f"--as={who}", check=False

@@ -8,6 +8,7 @@
 #   bash tests/k8s-tools/build.sh            # -> .build/k8s/<k8s-version>
 #   KUBEBUILDER_ASSETS=/dir bash tests/k8s-tools/build.sh   # -> /dir, no build
 #   bash tests/k8s-tools/build.sh helm       # only helm -> .build/helm/<helm-version>
+#   bash tests/k8s-tools/build.sh ct         # only chart-testing's ct -> .build/ct/<ct-version>
 #
 # The default run also builds helm (for the e2e tier) after the control plane;
 # its directory is then printed before the last line, never as the last.
@@ -31,9 +32,9 @@ log() { printf 'k8s-tools: %s\n' "$*" >&2; }
 
 target="${1:-all}"
 case "$target" in
-    all | helm) ;;
+    all | helm | ct) ;;
     *)
-        log "unknown target '$target' (expected: helm, or nothing for everything)"
+        log "unknown target '$target' (expected: helm, ct, or nothing for everything)"
         exit 2
         ;;
 esac
@@ -168,8 +169,35 @@ build_helm() {
     echo "$helm_dir"
 }
 
+# chart-testing's ct (`ct lint` in make test), from its own tools module into its own versioned dir, with
+# the Chart.yaml schema and yamllint config `ct lint` reads from its module's etc/ beside it.
+build_ct() {
+    local ct_version ct_dir ldflags mod_src
+    ct_version="$(awk '$1 == "require" && $2 == "github.com/helm/chart-testing/v3" {print $3}' "$here/ct/go.mod")"
+    if [[ -z "$ct_version" ]]; then
+        log "cannot read chart-testing's version from $here/ct/go.mod"
+        return 1
+    fi
+    ct_dir="${CT_BUILD_ROOT:-$repo_root/.build/ct}/$ct_version"
+    mkdir -p "$ct_dir"
+    exec 7>"$ct_dir/.lock"
+    flock 7
+    rm -rf "$ct_dir"/.tmp.*
+    ldflags="-s -w -X github.com/helm/chart-testing/v3/ct/cmd.Version=$ct_version"
+    bin_dir="$ct_dir" build_module "$here/ct" "ct-$ct_version" "$ldflags" "ct=github.com/helm/chart-testing/v3/ct"
+    if [[ ! -f "$ct_dir/chart_schema.yaml" || ! -f "$ct_dir/lintconf.yaml" ]]; then
+        mod_src="$(cd "$here/ct" && "$GO" list -m -f '{{.Dir}}' github.com/helm/chart-testing/v3)"
+        cp -f "$mod_src/etc/chart_schema.yaml" "$mod_src/etc/lintconf.yaml" "$ct_dir/"
+    fi
+    echo "$ct_dir"
+}
+
 if [[ "$target" == helm ]]; then
     build_helm
+    exit 0
+fi
+if [[ "$target" == ct ]]; then
+    build_ct
     exit 0
 fi
 

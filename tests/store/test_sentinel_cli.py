@@ -6,14 +6,14 @@ import json
 import signal
 import subprocess
 import sys
-import threading
+from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.store.sentinel_series import at, fingerprint, write
 from tests.waiting import wait_for
@@ -143,53 +143,90 @@ def test_an_unmigrated_database_is_named(
     assert "run `dynoline db migrate` first" in capsys.readouterr().err
 
 
-class Receiver(BaseHTTPRequestHandler):
-    """A stand-in Pushgateway on 127.0.0.1 that records what it is sent."""
+PUSHGATEWAY = Path("/usr/bin/prometheus-pushgateway")  # Debian package prometheus-pushgateway
 
-    received: list[tuple[str, str, bytes]] = []
 
-    def do_PUT(self) -> None:
-        self._record()
+@pytest.fixture
+def pushgateway(tmp_path: Path) -> Iterator[str]:
+    """A real Pushgateway on 127.0.0.1 (its own persistence file: Debian's default is shared)."""
+    if not PUSHGATEWAY.exists():
+        pytest.fail(f"{PUSHGATEWAY} missing: apt-get install prometheus-pushgateway (make test installs it)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(PUSHGATEWAY), f"--web.listen-address=127.0.0.1:{port}",
+         f"--persistence.file={tmp_path / 'pushgateway.data'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
 
-    def do_POST(self) -> None:
-        self._record()
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/-/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
-    def _record(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        Receiver.received.append((self.command, self.path, body))
-        self.send_response(200)
-        self.end_headers()
+    try:
+        wait_for(ready, "the Pushgateway to answer")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
-    def log_message(self, *args: object) -> None:
-        pass
+
+def pushed(gateway: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """What the Pushgateway serves for the sentinel's job: (name, labels) -> value."""
+    text = httpx.get(f"{gateway}/metrics", timeout=5).text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.labels.get("job") == "dynoline-sentinel"
+    }
+
+
+def series(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return name, frozenset({"job": "dynoline-sentinel", "instance": "", **labels}.items())
 
 
 def test_run_pushes_its_metrics_to_a_pushgateway(
-    database_url: str, rules_dir: Path, capsys: pytest.CaptureFixture[str]
+    database_url: str, rules_dir: Path, pushgateway: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write(database_url, 1, [1440] * 10)
-    Receiver.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        gateway = f"http://127.0.0.1:{server.server_address[1]}"
-        args = sentinel("--rules", str(rules_dir), "--database-url", database_url, "--until", UNTIL)
-        assert main([*args, "--backfill", "all", "--pushgateway", gateway, "--push-group", "pack-a"]) == 0
-    finally:
-        server.shutdown()
+    args = sentinel("--rules", str(rules_dir), "--database-url", database_url, "--until", UNTIL)
+    push = ["--pushgateway", pushgateway, "--push-group", "pack-a", "--push-namespace", "factory"]
+    assert main([*args, "--backfill", "all", *push]) == 0
     capsys.readouterr()
-    ((method, path, body),) = Receiver.received
-    assert method == "PUT" and path == "/metrics/job/dynoline-sentinel/rules/pack-a"
-    text = body.decode()
-    assert 'dynoline_sentinel_open_alerts{line="line-t",rule="t50-hot",severity="critical"} 1.0' in text
-    assert 'dynoline_sentinel_open_alerts{line="line-t",rule="ps30-high",severity="warning"} 0.0' in text
-    assert 'dynoline_sentinel_samples_scanned_total{line="line-t"} 10.0' in text
-    assert (
-        'dynoline_sentinel_alerts_opened_total{line="line-t",rule="t50-hot",severity="critical"} 1.0' in text
-    )
-    assert "dynoline_sentinel_evaluation_duration_seconds_count" in text
-    assert "dynoline_sentinel_last_success_timestamp_seconds" in text
+    got = pushed(pushgateway)
+    # The namespace is part of the group: the same line and rule names elsewhere are another group.
+    group = {"namespace": "factory", "rules": "pack-a", "line": "line-t"}
+    assert got[series("dynoline_sentinel_open_alerts", **group, rule="t50-hot", severity="critical")] == 1
+    assert got[series("dynoline_sentinel_open_alerts", **group, rule="ps30-high", severity="warning")] == 0
+    # Per line, so a stale rule's line is its own series (the alert does not aggregate them away).
+    assert got[series("dynoline_sentinel_last_success_timestamp_seconds", **group)] > 0
+    # No per-process counter: pushed, it would be 1 on every run and never increase.
+    assert not [name for name, _ in got if name.endswith("_total")]
+
+
+def test_a_failed_run_keeps_the_last_figures_and_stamps_the_failure(
+    database_url: str, rules_dir: Path, pushgateway: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(database_url, 1, [1440] * 10)
+    push = ["--pushgateway", pushgateway, "--push-group", "pack-a"]
+    args = sentinel("--rules", str(rules_dir), "--database-url", database_url, "--until", UNTIL)
+    assert main([*args, "--backfill", "all", *push]) == 0
+    before = pushed(pushgateway)
+    down = f"postgresql://dynoline@127.0.0.1:{free_port()}/dynoline"
+    assert main([*sentinel("--rules", str(rules_dir), "--database-url", down), *push]) == 4
+    capsys.readouterr()
+    after = pushed(pushgateway)
+    group = {"rules": "pack-a", "line": "line-t"}
+    critical = series("dynoline_sentinel_open_alerts", **group, rule="t50-hot", severity="critical")
+    success = series("dynoline_sentinel_last_success_timestamp_seconds", **group)
+    failure = series("dynoline_sentinel_last_failure_timestamp_seconds", **group)
+    # The open critical alert is still reported while the sentinel cannot look, and success stopped moving.
+    assert after[critical] == before[critical] == 1
+    assert after[success] == before[success]
+    assert failure not in before and after[failure] >= after[success]
 
 
 def test_an_unreachable_pushgateway_is_an_error(

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from controllers import manifests, naming
-from controllers.manifests import Owner, WorkloadSettings
+from controllers.manifests import Owner
+from controllers.pods import WorkloadSettings
 from workloads.api.line import DynoLineSpec
 from workloads.api.rule import Rule, SentinelRuleSpec
 from workloads.simulator.config import load_line_file

@@ -54,6 +54,23 @@ class DatabaseRef(Model):
     secret_ref: SecretKeyRef
 
 
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=32)]
+
+
+class ResourceList(Model):
+    cpu: Quantity | None = Field(None, description="e.g. 250m or 2")
+    memory: Quantity | None = Field(None, description="e.g. 256Mi or 1Gi")
+
+
+class Resources(Model):
+    """Container resources of the line's simulator pods, as in a pod spec (CloudNativePG puts them on the
+    Cluster the same way). Replaces the chart's `workloads.simulator.resources` for this line."""
+
+    requests: ResourceList | None = None
+    limits: ResourceList | None = None
+
+
 _NEW_CLAIM = "(has(self.spool) && has(self.spool.volumeClaimTemplate))"
 _OLD_CLAIM = "(has(oldSelf.spool) && has(oldSelf.spool.volumeClaimTemplate))"
 SPOOL_CLAIM_UNCHANGED = (
@@ -89,6 +106,9 @@ class DynoLineSpec(Model):
     paused: bool = False
     spool: SpoolSpec | None = Field(
         None, description="where shards keep batches while the database is away (default: a 1Gi emptyDir)"
+    )
+    resources: Resources | None = Field(
+        None, description="simulator pods' resources (default: the operator's, chart workloads.simulator)"
     )
     telemetry_policy: Literal["Retain", "Delete"] = Field(
         "Retain", description="what happens to the line's telemetry rows when the DynoLine is deleted"

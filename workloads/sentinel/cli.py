@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -37,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--push-group", metavar="NAME", default=None, help="Pushgateway grouping key (default: from rules)"
     )
+    p.add_argument(
+        "--push-namespace", metavar="NAME", default=os.environ.get("DYNOLINE_NAMESPACE") or None,
+        help="namespace label of the push group (default: $DYNOLINE_NAMESPACE, which the operator sets)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=_run)
 
@@ -137,36 +143,34 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from workloads.sentinel.metrics import SentinelMetrics, push, push_group
+    from workloads.sentinel.metrics import failure_registry, push, push_group, rule_lines, success_registry
     from workloads.sentinel.rules import load_rules
     from workloads.sentinel.runner import fails, run_once
 
     rules = load_rules(args.rules)  # a bad rule file stops here, before any connection
     url = dsn.resolve(args.database_url)
     options = _options(args)
-    metrics = SentinelMetrics()
     group = args.push_group or push_group(rules)
     try:
         summary = run_once(url, rules, **options)
     except DynolineError:
         if args.pushgateway:
-            metrics.failed()
             try:
-                push(metrics, args.pushgateway, group)
+                failed = failure_registry(rule_lines(rules), time.time())
+                push(failed, args.pushgateway, group, namespace=args.push_namespace)
             except DynolineError as exc:
                 log.warning("%s", exc)
         raise
-    metrics.observe(summary)
     _print_summary(summary.to_json(), args.json)
     if args.pushgateway:
-        push(metrics, args.pushgateway, group)
+        push(success_registry(summary, time.time()), args.pushgateway, group, namespace=args.push_namespace)
     return EXIT_ALERTS if fails(summary, args.fail_on) else 0
 
 
 def _watch(args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
-    from workloads.sentinel.metrics import SentinelMetrics
+    from workloads.sentinel.metrics import SentinelMetrics, rule_lines
     from workloads.sentinel.rules import load_rules
     from workloads.sentinel.runner import run_once
 
@@ -191,10 +195,10 @@ def _watch(args: argparse.Namespace) -> int:
             try:
                 summary = run_once(url, rules, **options)
             except DynolineError as exc:
-                metrics.failed()
+                metrics.failed(rule_lines(rules), time.time())
                 print(f"dynoline: error: {exc}", file=sys.stderr, flush=True)
             else:
-                metrics.observe(summary)
+                metrics.observe(summary, time.time())
                 _print_summary(summary.to_json(), args.json)
             passes += 1
             if args.passes and passes >= args.passes:

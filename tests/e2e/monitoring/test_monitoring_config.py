@@ -1,21 +1,20 @@
 """The monitoring harness's files: built from a kubeconfig and the rendered chart, accepted by promtool.
 
-Runs in the ordinary tiers (no cluster); the promtool and helm checks skip when those binaries are absent.
+Runs in the ordinary tiers (no cluster); promtool from tests/tools.py (a failure under `make test` when
+missing). The chart's alerts themselves are tested in test_chart_alerts.py.
 """
 
 from __future__ import annotations
 
 import base64
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.e2e.monitoring import config, harness
+from tests import tools
+from tests.e2e.monitoring import config
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
@@ -120,9 +119,6 @@ def test_prometheus_config_scrapes_the_targets_and_honours_pushed_labels(tmp_pat
     assert prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
 
 
-@pytest.mark.skipif(
-    shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed"
-)
 def test_promtool_accepts_the_prometheus_config(tmp_path: Path) -> None:
     (tmp_path / "rules.yml").write_text("groups: []\n")
     prom = config.prometheus_config(
@@ -130,12 +126,7 @@ def test_promtool_accepts_the_prometheus_config(tmp_path: Path) -> None:
         alertmanager="127.0.0.1:9093", rules_file=tmp_path / "rules.yml",
     )  # fmt: skip
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prom))
-    done = subprocess.run(
-        ["promtool", "check", "config", str(tmp_path / "prometheus.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = tools.run([tools.promtool(), "check", "config", str(tmp_path / "prometheus.yml")])
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -148,56 +139,3 @@ def test_chart_rules_wants_exactly_one_prometheus_rule() -> None:
     assert config.chart_rules([{"kind": "Deployment"}, rule]) == {"groups": [{"name": "g", "rules": []}]}
     with pytest.raises(config.ConfigError, match="found 0"):
         config.chart_rules([{"kind": "Deployment"}])
-
-
-def _helm() -> str | None:
-    built = sorted((harness.REPO / ".build" / "helm").glob("*/helm"))
-    return os.environ.get("DYNOLINE_E2E_HELM") or (str(built[-1]) if built else shutil.which("helm"))
-
-
-@pytest.mark.skipif(
-    shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed"
-)
-@pytest.mark.skipif(_helm() is None, reason="no helm: bash tests/k8s-tools/build.sh helm")
-def test_the_charts_critical_alert_fires_per_line_from_the_pushed_gauge(tmp_path: Path) -> None:
-    """promtool's rule unit test on the chart's own rules, with the series the sentinel pushes."""
-    helm = _helm()
-    assert helm is not None
-    settings = harness.Settings(kubeconfig=tmp_path / "unused", helm=helm, workdir=tmp_path)
-    rules = config.chart_rules(harness.render_chart(settings))
-    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
-    labels = 'job="dynoline-sentinel",rules="l1.r1",rule="r1",line="l1"'
-    series = "dynoline_sentinel_open_alerts{" + labels + ',severity="%s"}'
-    tests = {
-        "rule_files": ["rules.yml"],
-        "evaluation_interval": "5s",
-        "tests": [
-            {
-                "interval": "5s",
-                "input_series": [
-                    {"series": series % "critical", "values": "0 0 2 2"},
-                    {"series": series % "warning", "values": "3 3 3 3"},
-                ],
-                "alert_rule_test": [
-                    {"eval_time": "5s", "alertname": "DynolineCriticalAlertsOpen", "exp_alerts": []},
-                    {
-                        "eval_time": "15s",
-                        "alertname": "DynolineCriticalAlertsOpen",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {"severity": "critical", "rule": "r1", "line": "l1"},
-                                "exp_annotations": {
-                                    "summary": "Rule r1 has 2 critical alert(s) open on line l1."
-                                },
-                            }
-                        ],
-                    },
-                ],
-            }
-        ],
-    }
-    (tmp_path / "test.yml").write_text(yaml.safe_dump(tests))
-    done = subprocess.run(
-        ["promtool", "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
