@@ -25,8 +25,8 @@ from workloads.api.rule import (
     firing,
     upward,
 )
+from workloads.sentinel import baseline_sql, lifecycle, watermark
 from workloads.sentinel import compile as compiler
-from workloads.sentinel import lifecycle, watermark
 from workloads.sentinel.rules import LoadedRule
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -320,8 +320,8 @@ def _upkeep_baselines(
             if state != "ready":
                 pending = True
         if starts:
-            plan = compiler.baseline_lives(line, n, starts, until)
+            plan = baseline_sql.baseline_lives(line, n, starts, until)
             conn.execute(plan.query, plan.params)
         if pending:
-            plan = compiler.baseline_fill(line, n, until)
+            plan = baseline_sql.baseline_fill(line, n, until)
             conn.execute(plan.query, plan.params)
