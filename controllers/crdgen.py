@@ -65,7 +65,7 @@ EXTRA_FIELD_RULES: dict[tuple[type[BaseModel], str], list[Rule]] = {
             "message": f"unknown sensor: expected one of {', '.join(SENSOR_NAMES)} (or sensor_1..sensor_21)",
         }
     ],
-    (rule.HealthIndexCondition, "model"): [
+    (rule._ModelCondition, "model"): [
         {
             "rule": f"self.matches({cel_str(rule._MODEL_REF.pattern)}) && !self.endsWith('/')",
             "message": "must be a model name or a relative .json path of letters, digits, . _ - /",

@@ -69,6 +69,9 @@ def test_evaluate_a_test_set_with_its_remaining_life(
     assert sum(confusion.values()) == 10
     assert confusion["tp"] + confusion["fn"] == sum(1 for r in ruls if int(r) <= 30) == report["scored_units"]
     assert report["step_cycles"] == 5
+    critical, warning = report["by_severity"]["critical"], report["by_severity"]["warning"]
+    assert sum(critical["confusion"].values()) == 10 and {"precision", "recall"} <= critical.keys()
+    assert warning.keys() >= KEYS and "precision" not in warning
 
 
 def test_the_prototype_rule_never_fires_on_fd001(

@@ -39,7 +39,8 @@ class Scan:
     baseline_sizes: tuple[int, ...]
     tail_from: datetime | None  # start of the trailing window the windowed kinds read (None: none)
     # Output columns: unit_id, last_ts, n_new, restart_ts, open_rules, then per baseline size N
-    # `b{N}` (baseline state), then per rule i `s{i}` (statistic) and `f{i}` (fired / candidate),
+    # `b{N}` (baseline state), then per rule i `s{i}` (statistic), its evidence `r{i}_{name}` (rul: the
+    # estimate and upper bound) and `f{i}` (fired / candidate),
     # then `total_samples`, `total_units` (same on every row; a row with NULL unit_id when none matter).
 
 
@@ -104,6 +105,11 @@ def scan(line: str, rules: Sequence[LoadedRule], since: datetime, until: datetim
     )
     judged = [judge(b, windows, i, loaded) for i, loaded in enumerate(rules)]
     stats = [sql.SQL("{} AS {}").format(j.statistic, sql.Identifier(f"s{i}")) for i, j in enumerate(judged)]
+    stats += [
+        sql.SQL("{} AS {}").format(expr, sql.Identifier(f"r{i}_{name}"))
+        for i, j in enumerate(judged)
+        for name, expr in j.extras
+    ]
     fires = [
         sql.SQL("coalesce({}, false) AS {}").format(j.fired, sql.Identifier(f"f{i}"))
         for i, j in enumerate(judged)

@@ -18,12 +18,14 @@ from workloads.api.rule import (
     DriftCondition,
     HealthIndexCondition,
     RateOfChangeCondition,
+    RulCondition,
     SustainedCondition,
     ThresholdCondition,
     condition_bound,
     upward,
 )
 from workloads.catalog import sensor
+from workloads.sentinel import rul as rul_model
 from workloads.sentinel.rules import LoadedRule
 from workloads.sentinel.statement import Binder, op_sql
 
@@ -36,6 +38,7 @@ class Judgement:
 
     statistic: sql.Composable
     fired: sql.Composable
+    extras: tuple[tuple[str, sql.Composable], ...] = ()  # more output columns `r{i}_{name}` (evidence)
 
 
 @dataclass
@@ -55,11 +58,18 @@ class Windows:
             self._starts[span] = self.binder.bind(self.until - timedelta(seconds=span))
         return sql.SQL(" FILTER (WHERE ts > {})").format(self._starts[span])
 
+    def filter_and(self, span: float, test: sql.Composable) -> sql.Composable:
+        """`FILTER (WHERE test)` within the window of `span`."""
+        if span == self.longest:
+            return sql.SQL(" FILTER (WHERE {})").format(test)
+        self.filter(span)  # binds the window's start once
+        return sql.SQL(" FILTER (WHERE {} AND ts > {})").format(test, self._starts[span])
+
 
 def window_seconds(rule: LoadedRule) -> float:
     """How far back before `until` a windowed rule looks (0 for per-sample kinds)."""
     cond = rule.rule.condition
-    if isinstance(cond, RateOfChangeCondition | DriftCondition | HealthIndexCondition):
+    if isinstance(cond, RateOfChangeCondition | DriftCondition | HealthIndexCondition | RulCondition):
         return seconds(cond.window)
     return 0.0
 
@@ -155,6 +165,67 @@ def health_index(
     return Judgement(stat, _compare(stat, cond.op, bound))
 
 
+def rul(
+    b: Binder, w: Windows, i: int, loaded: LoadedRule, cond: RulCondition, bound: sql.Placeholder
+) -> Judgement:
+    """Remaining cycles from an exponential fit of the health index over the window, averaged with the
+    life the fitted level stands for (`rul.estimate` is the reference): the statistic is the interval's
+    lower bound; the estimate and upper bound go to the evidence. NULL with fewer than 5 samples, before
+    they cover half the window, or when the unit restarted (cycle 1) inside the window, whose cycles then
+    belong to two lives."""
+    assert loaded.model is not None, "rul rules are loaded with their model"
+    span = seconds(cond.window)
+    flt = w.filter(span)
+    y = sql.SQL("ln(greatest({} + {}, {}))").format(
+        health_index_score(b, loaded), b.bind(rul_model.OFFSET), b.bind(rul_model.FLOOR)
+    )
+    x = sql.SQL("cycle::double precision")
+
+    def agg(name: str, expr: sql.Composable, *, pair: bool = True) -> sql.Identifier:
+        fn = sql.SQL("{}({}, {}){}").format(sql.SQL(name), y, x, flt) if pair else expr
+        return b.agg(("rul", i, name), fn, tail=True)
+
+    n, sxx, sxy, syy = agg("regr_count", y), agg("regr_sxx", y), agg("regr_sxy", y), agg("regr_syy", y)
+    avgx, avgy = agg("regr_avgx", y), agg("regr_avgy", y)
+    newest = agg("max", sql.SQL("max(cycle){}").format(flt), pair=False)
+    oldest = b.agg(("oldest", span), sql.SQL("min(ts){}").format(flt), tail=True)
+    restart = agg(
+        "restart", sql.SQL("max(ts){}").format(w.filter_and(span, sql.SQL("cycle = 1"))), pair=False
+    )
+    slope = sql.SQL("({} / {})").format(sxy, sxx)
+    se = sql.SQL("sqrt(greatest(0, {syy} - {slope} * {sxy}) / ({n} - 2) / {sxx})").format(
+        syy=syy, slope=slope, sxy=sxy, n=n, sxx=sxx
+    )
+    level = sql.SQL("({} + {} * ({} - {}))").format(avgy, slope, newest, avgx)
+    target, horizon = b.bind(rul_model.log_failure()), b.bind(float(loaded.model.target.knee_rul))
+    z = b.bind(rul_model.z_value(cond.confidence))
+    usable = sql.SQL(
+        "{n} >= {min_n} AND {sxx} > 0 AND last_ts - {oldest} >= {half}"
+        " AND ({restart} IS NULL OR {restart} <= {oldest})"
+    ).format(
+        n=n, min_n=b.bind(rul_model.MIN_SAMPLES), sxx=sxx, oldest=oldest,
+        half=b.bind(timedelta(seconds=span / 2)), restart=restart,
+    )  # fmt: skip
+
+    known = sql.SQL("least({h}, greatest(0.0, {h} * (1.0 - (exp({level}) - {off}))))").format(
+        h=horizon, level=level, off=b.bind(rul_model.OFFSET)
+    )
+
+    def remaining(s: sql.Composable) -> sql.Composed:
+        return sql.SQL(
+            "CASE WHEN NOT ({usable}) THEN NULL ELSE (CASE WHEN {level} >= {target} THEN 0.0"
+            " WHEN {s} <= 0 THEN {horizon} ELSE least({horizon}, ({target} - {level}) / {s}) END"
+            " + {known}) / 2 END"
+        ).format(usable=usable, level=level, target=target, s=s, horizon=horizon, known=known)
+
+    low = remaining(sql.SQL("({} + {} * {})").format(slope, z, se))
+    extras = (
+        ("estimate", remaining(slope)),
+        ("high", remaining(sql.SQL("({} - {} * {})").format(slope, z, se))),
+    )
+    return Judgement(low, _compare(low, cond.op, bound), extras)
+
+
 def judge(b: Binder, w: Windows, i: int, loaded: LoadedRule) -> Judgement:
     """Rule i's statistic and firing expression, restricted to its `units` when it names them."""
     cond = loaded.rule.condition
@@ -169,6 +240,8 @@ def judge(b: Binder, w: Windows, i: int, loaded: LoadedRule) -> Judgement:
         judged = drift(b, w, cond, p_bound)
     elif isinstance(cond, HealthIndexCondition):
         judged = health_index(b, w, i, loaded, cond, p_bound)
+    elif isinstance(cond, RulCondition):
+        judged = rul(b, w, i, loaded, cond, p_bound)
     else:  # pragma: no cover - the discriminated union is exhaustive
         raise TypeError(f"unknown condition {type(cond).__name__}")
     if loaded.rule.units is None:
@@ -176,4 +249,4 @@ def judge(b: Binder, w: Windows, i: int, loaded: LoadedRule) -> Judgement:
     fired = sql.SQL("(unit_id = ANY({}::integer[]) AND {})").format(
         b.bind(list(loaded.rule.units)), judged.fired
     )
-    return Judgement(judged.statistic, fired)
+    return Judgement(judged.statistic, fired, judged.extras)

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from workloads.api.rule import HealthIndexCondition, Rule, SentinelRuleSpec
+from workloads.api.rule import HealthIndexCondition, RulCondition, Rule, SentinelRuleSpec
 from workloads.errors import DynolineError
 from workloads.sentinel.health_index import HealthModel, resolve_model
 
@@ -112,7 +112,7 @@ def load_rules(path: str | Path) -> list[LoadedRule]:
                 )
             seen[key] = where
             model = source = None
-            if isinstance(rule.condition, HealthIndexCondition):
+            if isinstance(rule.condition, HealthIndexCondition | RulCondition):
                 try:
                     model, source = resolve_model(rule.condition.model, file.parent)
                 except DynolineError as exc:
