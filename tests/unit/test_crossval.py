@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from workloads.api.rule import Rule
+from workloads.cli import main
 from workloads.errors import DynolineError
 from workloads.sentinel import crossval
 from workloads.sentinel.health_index import resolve_model
@@ -52,3 +56,26 @@ def test_refit_replaces_the_model_with_one_fitted_on_the_training_units() -> Non
     assert errors["units"] == 10 and 0 < errors["rmse_capped_cycles"] <= errors["rmse_cycles"] + 1e-9
     scores = crossval.model_scores(refitted.model, held_out)
     assert 0 < scores["r2"] < 1
+
+
+def test_sentinel_fit_reports_out_of_sample_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = load_builtin("FD001", "train")
+    data = tmp_path / "train.txt"
+    data.write_text(
+        "".join(
+            f"{u} {r.cycle} " + " ".join(str(v) for v in (*r.settings, *r.sensors)) + "\n"
+            for u in range(1, 16)
+            for r in train[u]
+        )
+    )
+    assert (
+        main(["sentinel", "fit", "--dataset", str(data), "--out", str(tmp_path / "m.json"), "--folds", "3"])
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    oos = report["out_of_sample"]
+    assert oos["folds"] == 3 and [f["units"] for f in oos["per_fold"]] == [5, 5, 5]
+    assert 0 < oos["r2_mean"] < report["r2"]  # held-out units fit worse than the ones fitted on
+    assert oos["rul_rmse_capped_cycles"] <= oos["rul_rmse_cycles"] and oos["rul_rmse_cycles"] > 0

@@ -185,8 +185,12 @@ def rul(
         fn = sql.SQL("{}({}, {}){}").format(sql.SQL(name), y, x, flt) if pair else expr
         return b.agg(("rul", i, name), fn, tail=True)
 
-    n, sxx, sxy, syy = agg("regr_count", y), agg("regr_sxx", y), agg("regr_sxy", y), agg("regr_syy", y)
-    avgx, avgy = agg("regr_avgx", y), agg("regr_avgy", y)
+    # Only sxy, syy and avgy need the score (each aggregate evaluates it again: PostgreSQL does not
+    # share subexpressions); the cycle-only terms do without it.
+    sxy, syy, avgy = agg("regr_sxy", y), agg("regr_syy", y), agg("regr_avgy", y)
+    n = b.agg(("count", span), sql.SQL("count(*){}").format(flt), tail=True)
+    sxx = agg("sxx", sql.SQL("regr_sxx({}, {}){}").format(x, x, flt), pair=False)
+    avgx = agg("avgx", sql.SQL("avg({}){}").format(x, flt), pair=False)
     newest = agg("max", sql.SQL("max(cycle){}").format(flt), pair=False)
     oldest = b.agg(("oldest", span), sql.SQL("min(ts){}").format(flt), tail=True)
     restart = agg(
