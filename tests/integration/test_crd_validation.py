@@ -255,6 +255,29 @@ INVALID: list[tuple[str, dict[str, Any], str, bool]] = [
         True,
     ),
     ("line-ref-missing", without(rule_manifest(), "spec", "lineRef"), "spec.lineRef: Required value", True),
+    (
+        "rul-without-op",
+        rule_manifest(condition={"type": "rul", "model": "fd001-health", "value": 30}),
+        "a rul condition needs model, op, value",
+        True,
+    ),
+    (
+        "rul-confidence-too-high",
+        rule_manifest(
+            condition={"type": "rul", "model": "fd001-health", "op": "<=", "value": 30, "confidence": 1.5}
+        ),
+        "less than or equal to 0.99",
+        True,
+    ),
+    (
+        "rul-clear-same-direction",
+        rule_manifest(
+            condition={"type": "rul", "model": "fd001-health", "op": "<=", "value": 30},
+            clear={"op": "<", "value": 40},
+        ),
+        "hysteresis needs the opposite comparison",
+        True,
+    ),
 ]
 
 

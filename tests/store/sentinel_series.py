@@ -61,7 +61,7 @@ def rules(text: str, line: str = LINE, base: Path | None = None) -> list[LoadedR
     for doc in yaml.safe_load(text):
         rule = Rule.model_validate({"line": line, **doc})
         model = source = None
-        if rule.condition.type == "healthIndex":
+        if rule.condition.type in ("healthIndex", "rul"):
             model, source = resolve_model(rule.condition.model, base)
         out.append(LoadedRule(rule, "test", model, source))
     return out

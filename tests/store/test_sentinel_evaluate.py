@@ -69,6 +69,9 @@ def test_evaluate_a_test_set_with_its_remaining_life(
     assert sum(confusion.values()) == 10
     assert confusion["tp"] + confusion["fn"] == sum(1 for r in ruls if int(r) <= 30) == report["scored_units"]
     assert report["step_cycles"] == 5
+    critical, warning = report["by_severity"]["critical"], report["by_severity"]["warning"]
+    assert sum(critical["confusion"].values()) == 10 and {"precision", "recall"} <= critical.keys()
+    assert warning.keys() >= KEYS and "precision" not in warning
 
 
 def test_the_prototype_rule_never_fires_on_fd001(
@@ -119,3 +122,23 @@ def test_evaluate_refuses_bad_input(
     args = ["evaluate", "--dataset", str(cmapss_dir / "test_FD001.txt"), "--rules", str(EXAMPLES), *extra]
     assert main(args) == 2
     assert expected in capsys.readouterr().err
+
+
+def test_evaluate_k_fold_refits_the_models_and_pools_the_held_out_units(
+    cmapss_dir: Path, tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = subset(cmapss_dir / "train_FD001.txt", tmp_path / "train.txt", set(range(1, 9)))
+    args = ["evaluate", "--dataset", str(data), "--rules", str(EXAMPLES), "--database-url", database_url,
+            "--folds", "2", "--step", "10"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["folds"] == 2 and [f["units"] for f in report["per_fold"]] == [[1, 3, 5, 7], [2, 4, 6, 8]]
+    for fold in report["per_fold"]:
+        (source,) = fold["models"]
+        assert "refitted" in source and fold["models"][source]["r2"] < 1
+    failure, truncated = report["run_to_failure"], report["truncated"]
+    assert failure["units"] == truncated["units"] == 8 and "precision" not in failure
+    assert sum(truncated["by_severity"]["critical"]["confusion"].values()) == 8
+    assert truncated["rul_estimates"]["rul-imminent"]["units"] == 8
+    with psycopg.connect(database_url) as conn:  # every fold's replay cleaned up after itself
+        assert conn.execute("SELECT count(*) FROM telemetry").fetchone() == (0,)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import psycopg
 
 from tests.store.sentinel_series import alerts, fingerprint, rules, run, seconds_of, write
+from workloads.sentinel import rul
+from workloads.sentinel.alerts import list_alerts, render_table
 from workloads.sentinel.rules import LoadedRule
 
 
@@ -218,3 +221,43 @@ def test_a_unit_selector_and_other_lines_are_respected(database_url: str) -> Non
     run(database_url, loaded, 2)
     assert [(a["rule"], a["unit_id"]) for a in alerts(database_url)] == [("t50-hot-unit-2", 2)]
     assert alerts(database_url, "other") == []
+
+
+def test_rul_matches_the_reference_estimator_and_keeps_the_interval(
+    database_url: str, tmp_path: Path
+) -> None:
+    model = {
+        "format": "dynoline.dev/health-index/v1",
+        "intercept": 0.0,
+        "sensors": [{"name": "T50", "center": 1400.0, "scale": 10.0, "weight": 0.1}],
+    }
+    (tmp_path / "m.json").write_text(json.dumps(model))
+    loaded = rules(
+        """
+- name: rul-low
+  severity: critical
+  condition: {type: rul, model: m.json, window: 20s, op: "<=", value: 30}
+""",
+        base=tmp_path,
+    )
+    hi_model = loaded[0].model
+    assert hi_model is not None
+    # health index 0.01 * (T50 - 1400): rising exponentially with a deterministic wobble, 60 cycles
+    scores = [0.05 * math.exp(0.045 * c) + 0.02 * math.sin(c) for c in range(1, 61)]
+    write(database_url, 1, [1400 + 100 * h for h in scores])
+    write(database_url, 2, [1400.0] * 60)  # flat and healthy: never fires
+    for until in (20, 35, 50, 59):
+        run(database_url, loaded, until)
+    (a,) = alerts(database_url)
+    assert a["unit_id"] == 1 and a["statistic"] == "rul_low(m.json, 20s)" and a["open"]
+    # the window (until - 20 s, until] holds the samples of seconds until-19 .. until, cycles +1
+    cycles = [float(s + 1) for s in range(40, 60)]
+    expected = rul.estimate(cycles, [scores[int(c) - 1] for c in cycles], horizon=125.0, confidence=0.9)
+    assert expected is not None and expected.low <= 30
+    got = a["evidence"]["rul"]
+    assert got["estimate"] == round(expected.cycles, 1) and got["low"] == round(expected.low, 1)
+    assert got["high"] == round(expected.high, 1) and got["low"] <= got["estimate"] <= got["high"]
+    first = seconds_of(a["first_sample_ts"])
+    assert first in (50, 59)  # opened at the first pass whose lower bound reached 30 cycles
+    rendered = render_table(list_alerts(database_url))
+    assert f"RUL ≈ {expected.cycles:.0f} cycles ({expected.low:.0f}\u2013{expected.high:.0f})" in rendered

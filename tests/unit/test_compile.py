@@ -31,13 +31,14 @@ CONDITIONS: list[dict[str, Any]] = [
         "direction": "up",
     },
     {"type": "healthIndex", "model": "fd001-health", "window": "15s", "value": 0.4375},
+    {"type": "rul", "model": "fd001-health", "window": "25s", "op": "<=", "value": 33.5, "confidence": 0.85},
 ]
 
 
 def loaded(condition: dict[str, Any], name: str = "r", **extra: Any) -> LoadedRule:
     rule = Rule.model_validate({"name": name, "line": HOSTILE_LINE, "condition": condition, **extra})
     model = source = None
-    if condition["type"] == "healthIndex":
+    if condition["type"] in ("healthIndex", "rul"):
         model, source = resolve_model(condition["model"], None)
     return LoadedRule(rule, "test", model, source)
 
@@ -59,17 +60,30 @@ def test_scan_binds_every_value_and_names_only_catalogue_columns() -> None:
     rules = [loaded(c, name=f"r{i}", units=[3, 5] if i == 0 else None) for i, c in enumerate(CONDITIONS)]
     plan = compiler.scan(HOSTILE_LINE, rules, SINCE, UNTIL)
     sql_text = text(plan.query)
-    for value in ("1431.25", "1577.75", "8.5125", "3.125", "3.375", "0.4375", HOSTILE_LINE, "r0"):
+    for value in (
+        "1431.25",
+        "1577.75",
+        "8.5125",
+        "3.125",
+        "3.375",
+        "0.4375",
+        "33.5",
+        "1.44",
+        HOSTILE_LINE,
+        "r0",
+    ):
         assert value not in sql_text, f"{value} was pasted into the statement"
     params = plan.params.values()
     assert 1431.25 in params and 0.4375 in params and HOSTILE_LINE in params and [3, 5] in params
-    assert ["r0", "r1", "r2", "r3", "r4", "r5"] in params
+    assert ["r0", "r1", "r2", "r3", "r4", "r5", "r6"] in params and 33.5 in params
     assert SINCE in params and UNTIL in params
     cols = {c for c in identifiers(sql_text) if c in SENSOR_COLUMNS}
     assert {"t50", "t30", "bpr", "p30", "ps30"} <= cols
     # every quoted identifier is a catalogue column or one of the compiler's own aliases
     for ident in identifiers(sql_text):
-        assert ident in ALLOWED or re.fullmatch(r"(a|s|f|b|bl)\d+(_means|_sds|_start)?", ident), ident
+        assert ident in ALLOWED or re.fullmatch(
+            r"(a|s|f|b|bl)\d+(_means|_sds|_start)?|r\d+_(estimate|high)", ident
+        )
     assert plan.baseline_sizes == (40,)
 
 

@@ -28,12 +28,14 @@ def write(dir_: Path, name: str, text: str) -> Path:
 def test_the_default_pack_loads_and_covers_every_condition_kind() -> None:
     rules = load_rules(EXAMPLES)
     kinds = {r.rule.condition.type for r in rules}
-    assert kinds == {"threshold", "sustained", "rateOfChange", "drift", "healthIndex"}
+    assert kinds == {"threshold", "sustained", "rateOfChange", "drift", "healthIndex", "rul"}
     assert {r.rule.line for r in rules} == {"line-a"}
     assert any(r.rule.action == "quarantine" for r in rules)
+    # tiers that mean what they say: every critical rule stops the unit, no warning rule does
+    assert all((r.rule.action == "quarantine") == (r.rule.severity == "critical") for r in rules)
     # each file is one rule named like the file
     assert sorted(f"{r.rule.name}.yaml" for r in rules) == sorted(p.name for p in EXAMPLES.glob("*.yaml"))
-    hi = [r for r in rules if r.rule.condition.type == "healthIndex"]
+    hi = [r for r in rules if r.rule.condition.type in ("healthIndex", "rul")]
     assert hi and all(r.model is not None and r.model_source == "builtin:fd001-health" for r in hi)
     assert "fd001-health" in packaged_models()
 

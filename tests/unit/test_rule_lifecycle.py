@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from workloads.sentinel.evaluate import AlertSpan, percentile, score, summarise
 from workloads.sentinel.lifecycle import Observation, Open, OpenAlert, Resolve, Update, decide
+from workloads.sentinel.scoring import AlertSpan, percentile, score, summarise
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 

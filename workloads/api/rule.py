@@ -9,7 +9,9 @@ Every condition reduces to a *statistic* compared with a bound:
 * `rateOfChange`: the least-squares change of the sensor across the trailing `window`;
 * `drift`: the z-score of the trailing-`window` mean against the unit's own early-life baseline,
   signed so that a larger value is always a larger deviation in the watched `direction`;
-* `healthIndex`: the trailing-`window` mean of a learned multi-sensor degradation score.
+* `healthIndex`: the trailing-`window` mean of a learned multi-sensor degradation score;
+* `rul`: the lower bound of the unit's remaining useful life (cycles), extrapolated from an
+  exponential degradation curve fitted to the health index over the trailing `window`.
 
 `clear` (hysteresis) compares the same statistic, so it must sit on the non-firing side of the bound.
 The models are strict: unknown fields, unknown sensors, numbers given as strings, NaN and absurd
@@ -175,19 +177,13 @@ class DriftCondition(_SensorCondition):
     direction: Literal["up", "down", "both"] = "both"
 
 
-class HealthIndexCondition(_Strict):
-    """Fires when the trailing-`window` mean of a learned multi-sensor degradation score crosses `value`."""
-
-    type: Literal["healthIndex"]
+class _ModelCondition(_Strict):
     model: str = Field(
         min_length=1,
         max_length=512,
         description="a model shipped with dynoline (e.g. fd001-health) or the path of a model file"
         " from `dynoline sentinel fit`, relative to the rule file",
     )
-    window: Window = "10s"
-    op: Comparison = ">"
-    value: Finite
 
     @field_validator("model")
     @classmethod
@@ -206,10 +202,39 @@ class HealthIndexCondition(_Strict):
         return value
 
 
-Condition = Annotated[
-    ThresholdCondition | SustainedCondition | RateOfChangeCondition | DriftCondition | HealthIndexCondition,
-    Field(discriminator="type"),
-]
+class HealthIndexCondition(_ModelCondition):
+    """Fires when the trailing-`window` mean of a learned multi-sensor degradation score crosses `value`."""
+
+    type: Literal["healthIndex"]
+    window: Window = "10s"
+    op: Comparison = ">"
+    value: Finite
+
+
+class RulCondition(_ModelCondition):
+    """Fires when the lower bound of the unit's remaining useful life, in cycles, is `op` `value`.
+
+    The health index over the trailing `window` is fitted with an exponential degradation curve
+    (`hi + offset = exp(a + b * cycle)`, least squares on the logarithm) and extrapolated to the failure
+    level 1; the bounds come from the slope's `confidence` interval. The statistic is the lower bound.
+    """
+
+    type: Literal["rul"]
+    window: Window = "30s"
+    op: Comparison
+    value: Finite = Field(description="remaining cycles: fire when the lower bound is at most this")
+    confidence: float = Field(0.9, ge=0.5, le=0.99, description="two-sided confidence of the interval")
+
+
+AnyCondition = (
+    ThresholdCondition
+    | SustainedCondition
+    | RateOfChangeCondition
+    | DriftCondition
+    | HealthIndexCondition
+    | RulCondition
+)
+Condition = Annotated[AnyCondition, Field(discriminator="type")]
 
 
 class Clear(_Strict):
@@ -219,13 +244,7 @@ class Clear(_Strict):
     value: Finite
 
 
-def condition_bound(
-    condition: ThresholdCondition
-    | SustainedCondition
-    | RateOfChangeCondition
-    | DriftCondition
-    | HealthIndexCondition,
-) -> tuple[str, float]:
+def condition_bound(condition: AnyCondition) -> tuple[str, float]:
     """(op, bound) of the firing test on the condition's statistic."""
     if isinstance(condition, DriftCondition):
         return ">", condition.threshold
@@ -333,14 +352,14 @@ class SentinelRuleSpec(RuleBody):
     @model_validator(mode="after")
     @cel.twin(
         cel.rule(
-            "self.condition.type != 'healthIndex' || !has(self.condition.model)"
+            "!(self.condition.type in ['healthIndex', 'rul']) || !has(self.condition.model)"
             " || !self.condition.model.contains('/')",
             MODEL_FILE_UNAVAILABLE,
         )
     )
     def _shipped_model(self) -> SentinelRuleSpec:
         """A rule file's model path is relative to that file; the sentinel pod has no such file."""
-        if isinstance(self.condition, HealthIndexCondition) and "/" in self.condition.model:
+        if isinstance(self.condition, _ModelCondition) and "/" in self.condition.model:
             raise ValueError(f"{MODEL_FILE_UNAVAILABLE} (not {self.condition.model!r})")
         return self
 

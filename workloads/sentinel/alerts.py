@@ -43,6 +43,14 @@ def list_alerts(
     return out
 
 
+def rul_text(evidence: object) -> str | None:
+    """The "RUL ≈ 24 cycles (18 to 31)" of a rul alert's evidence; None for the other kinds."""
+    rul = evidence.get("rul") if isinstance(evidence, dict) else None
+    if not isinstance(rul, dict):
+        return None
+    return f"RUL ≈ {rul['estimate']:.0f} cycles ({rul['low']:.0f}\u2013{rul['high']:.0f})"
+
+
 def render_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no alerts"
@@ -61,7 +69,7 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     body = [
         (
             str(r["id"]), r["rule"], r["line"], str(r["unit_id"]), r["severity"], r["statistic"],
-            f"{r['worst_value']:.6g}", r["first_sample_ts"], r["last_sample_ts"],
+            rul_text(r["evidence"]) or f"{r['worst_value']:.6g}", r["first_sample_ts"], r["last_sample_ts"],
             "open" if r["open"] else f"resolved {r['resolved_sample_ts']}",
         )
         for r in rows

@@ -64,6 +64,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--sensors", default=None, help="comma-separated sensors (default: the 14 informative ones)"
     )
+    p.add_argument(
+        "--folds", type=int, default=5, metavar="K",
+        help="also report K-fold (by unit) out-of-sample scores (default 5; 0: none)",
+    )  # fmt: skip
     p.set_defaults(handler=_fit)
 
     p = subparsers.add_parser("alerts", help="list open or recent alerts")
@@ -89,6 +93,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--database-url", default=None, metavar="URL",
         help="PostgreSQL to replay into (default: a throw-away embedded PostgreSQL)",
+    )  # fmt: skip
+    p.add_argument(
+        "--folds", type=int, default=None, metavar="K",
+        help="k-fold by unit: refit the pack's models on the other folds, score each fold out of sample",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_evaluate)
@@ -224,7 +232,12 @@ def _fit(args: argparse.Namespace) -> int:
         out.write_text(dump_model(result.model), encoding="utf-8")
     except OSError as exc:
         raise DynolineError(f"--out {out}: cannot write: {exc}") from None
-    print(json.dumps({"out": str(out), **result.model.training}))
+    report: dict[str, Any] = {"out": str(out), **result.model.training}
+    if args.folds:
+        from workloads.sentinel.crossval import kfold_fit
+
+        report["out_of_sample"] = kfold_fit(trajectories, args.folds, sensors=sensors, knee_rul=args.knee)
+    print(json.dumps(report))
     return 0
 
 
@@ -247,6 +260,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.step < 1:
         raise DynolineError(f"--step must be at least 1 cycle, got {args.step}")
-    report = evaluate(args.dataset, args.rules, rul=args.rul, step=args.step, database_url=args.database_url)
-    print(json.dumps(report) if args.json else render_report(report))
+    options = {"rul": args.rul, "step": args.step, "database_url": args.database_url, "folds": args.folds}
+    report = evaluate(args.dataset, args.rules, **options)
+    print(json.dumps(report) if args.json or args.folds else render_report(report))
     return 0

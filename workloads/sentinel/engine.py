@@ -19,14 +19,15 @@ import psycopg
 from workloads.api.rule import (
     DriftCondition,
     RateOfChangeCondition,
+    RulCondition,
     SustainedCondition,
     ThresholdCondition,
     condition_bound,
     firing,
     upward,
 )
+from workloads.sentinel import baseline_sql, lifecycle, watermark
 from workloads.sentinel import compile as compiler
-from workloads.sentinel import lifecycle, watermark
 from workloads.sentinel.rules import LoadedRule
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -72,7 +73,19 @@ def statistic_label(loaded: LoadedRule) -> str:
         return f"change({cond.sensor}, {cond.window})"
     if isinstance(cond, DriftCondition):
         return f"z({cond.sensor}, {cond.window}, {cond.direction})"
+    if isinstance(cond, RulCondition):
+        return f"rul_low({cond.model}, {cond.window})"
     return f"hi({cond.model}, {cond.window})"
+
+
+def _rul_evidence(loaded: LoadedRule, i: int, row: dict[str, Any]) -> dict[str, Any] | None:
+    """The remaining-life estimate and its interval (cycles) at the newest sample, for rul rules."""
+    cond = loaded.rule.condition
+    if not isinstance(cond, RulCondition) or row[f"s{i}"] is None:
+        return None
+    low, estimate, high = (float(row[k]) for k in (f"s{i}", f"r{i}_estimate", f"r{i}_high"))
+    return {"rul": {"estimate": round(estimate, 1), "low": round(low, 1), "high": round(high, 1),
+                    "confidence": cond.confidence, "at": row["last_ts"].isoformat()}}  # fmt: skip
 
 
 def _facts(loaded: LoadedRule) -> lifecycle.RuleFacts:
@@ -271,7 +284,7 @@ def _evaluate(
                     continue
                 obs = lifecycle.Observation(
                     lr.rule.name, u, fired, r["last_ts"], r["last_ts"], float(stat), 1 if fired else 0,
-                    _clear(lr, float(stat), fired), r["last_ts"], float(stat),
+                    _clear(lr, float(stat), fired), r["last_ts"], float(stat), _rul_evidence(lr, i, r),
                 )  # fmt: skip
                 observations.append((i, obs))
 
@@ -320,8 +333,8 @@ def _upkeep_baselines(
             if state != "ready":
                 pending = True
         if starts:
-            plan = compiler.baseline_lives(line, n, starts, until)
+            plan = baseline_sql.baseline_lives(line, n, starts, until)
             conn.execute(plan.query, plan.params)
         if pending:
-            plan = compiler.baseline_fill(line, n, until)
+            plan = baseline_sql.baseline_fill(line, n, until)
             conn.execute(plan.query, plan.params)

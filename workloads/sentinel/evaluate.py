@@ -20,13 +20,12 @@ Quarantine actions are recorded but the replay keeps writing the unit, so its wh
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import tempfile
 import time
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,11 @@ from psycopg import sql
 
 from workloads.errors import DynolineError
 from workloads.sample import Reading
+from workloads.sentinel import crossval
 from workloads.sentinel.engine import run_line
 from workloads.sentinel.rules import LoadedRule, load_rules
 from workloads.sentinel.runner import database_errors
+from workloads.sentinel.scoring import AlertSpan, by_severity, summarise
 from workloads.sources.cmapss import load, load_rul
 from workloads.store.connection import connect
 from workloads.store.migrate import migrate
@@ -47,107 +48,8 @@ from workloads.store.rows import every
 from workloads.store.writer import copy_rows
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-KNEE = 125
-POSITIVE_RUL = 30
 Conn = psycopg.Connection[tuple[object, ...]]
-
-
-@dataclass(frozen=True)
-class AlertSpan:
-    rule: str
-    unit_id: int
-    opened: int  # cycle of the first sample at which it held
-    resolved: int | None  # cycle of the pass that resolved it
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def score(
-    lives: Mapping[int, tuple[int, int]], alerts: Sequence[AlertSpan], rules: Sequence[str]
-) -> dict[str, Any]:
-    """Pure scoring. `lives`: unit → (last cycle replayed, true RUL at that cycle; 0 for run-to-failure)."""
-    by_unit: dict[int, list[AlertSpan]] = defaultdict(list)
-    for a in alerts:
-        by_unit[a.unit_id].append(a)
-    healthy = 0
-    false_alarms = 0
-    per_rule = {r: {"opened": 0, "false_alarms": 0, "units_detected": 0, "first_to_detect": 0} for r in rules}
-    leads: dict[int, int] = {}
-    for unit, (last, rul_end) in lives.items():
-        failure = last + rul_end
-        knee_cycle = failure - KNEE  # first cycle of the degradation window
-        healthy += max(0, min(last, knee_cycle - 1))  # cycles 1..knee_cycle-1 have RUL > 125
-        first: dict[str, int] = {}
-        for a in by_unit.get(unit, ()):
-            per_rule[a.rule]["opened"] += 1
-            if failure - a.opened > KNEE:
-                false_alarms += 1
-                per_rule[a.rule]["false_alarms"] += 1
-            # open on some cycle of [knee, failure - 1] that was replayed?
-            window_end = min(last, failure - 1)
-            start = max(a.opened, knee_cycle)
-            if start <= window_end and (a.resolved is None or a.resolved > start):
-                first[a.rule] = min(first.get(a.rule, start), start)
-        if first:
-            detected_at = min(first.values())
-            leads[unit] = failure - detected_at
-            for rule, cycle in first.items():
-                per_rule[rule]["units_detected"] += 1
-                if cycle == detected_at:
-                    per_rule[rule]["first_to_detect"] += 1
-    return {
-        "healthy_cycles": healthy,
-        "false_alarms": false_alarms,
-        "false_alarms_per_1000": round(1000.0 * false_alarms / healthy, 3) if healthy else None,
-        "leads": leads,
-        "per_rule": per_rule,
-    }
-
-
-def summarise(lives: Mapping[int, tuple[int, int]], alerts: Sequence[AlertSpan], rules: Sequence[str], *,
-              with_rul: bool) -> dict[str, Any]:  # fmt: skip
-    scored = score(lives, alerts, rules)
-    leads: dict[int, int] = scored.pop("leads")
-    if with_rul:
-        positives = {u for u, (_, rul) in lives.items() if rul <= POSITIVE_RUL}
-        alerted = {a.unit_id for a in alerts}
-        tp, fp = len(alerted & positives), len(alerted - positives)
-        fn = len(positives - alerted)
-        tn = len(lives) - tp - fp - fn
-        population = sorted(positives)
-        extra: dict[str, Any] = {
-            "precision": round(tp / (tp + fp), 4) if tp + fp else None,
-            "recall": round(tp / (tp + fn), 4) if tp + fn else None,
-            "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
-            "false_positive_ruls": sorted(lives[u][1] for u in alerted - positives),
-            "positive_rul": POSITIVE_RUL,
-        }
-    else:
-        population = sorted(lives)
-        extra = {}
-    detected = [u for u in population if u in leads]
-    values = [float(leads[u]) for u in detected]
-    median = percentile(values, 0.5)
-    p10 = percentile(values, 0.1)
-    return {
-        "units": len(lives),
-        "scored_units": len(population),
-        "detection_rate": round(len(detected) / len(population), 4) if population else None,
-        "median_lead_cycles": None if median is None else round(median, 1),
-        "p10_lead_cycles": None if p10 is None else round(p10, 1),
-        **{k: scored[k] for k in ("false_alarms_per_1000", "false_alarms", "healthy_cycles")},
-        **extra,
-        "missed_units": [u for u in population if u not in leads],
-        "per_rule": scored["per_rule"],
-    }
+Trajectories = Mapping[int, Sequence[Reading]]
 
 
 def _rows(
@@ -189,13 +91,14 @@ def replay(
         )
         passes += 1
 
-    def span(rule: str, unit: int, opened: datetime, resolved: datetime | None) -> AlertSpan:
-        return AlertSpan(rule, unit, _cycle(opened), None if resolved is None else _cycle(resolved))
+    def span(rule: str, unit: int, opened: datetime, resolved: datetime | None, severity: str) -> AlertSpan:
+        return AlertSpan(rule, unit, _cycle(opened), None if resolved is None else _cycle(resolved), severity)
 
     spans = every(
         conn,
         span,
-        "SELECT rule, unit_id, first_sample_ts, resolved_sample_ts FROM alerts WHERE line = %s ORDER BY id",
+        "SELECT rule, unit_id, first_sample_ts, resolved_sample_ts, severity FROM alerts"
+        " WHERE line = %s ORDER BY id",
         (line,),
     )
     return spans, passes, samples
@@ -217,7 +120,13 @@ def _retarget(rules: Sequence[LoadedRule], line: str) -> list[LoadedRule]:
 
 
 def evaluate(
-    dataset: str, rules_path: str, *, rul: str | None = None, step: int = 1, database_url: str | None = None
+    dataset: str,
+    rules_path: str,
+    *,
+    rul: str | None = None,
+    step: int = 1,
+    database_url: str | None = None,
+    folds: int | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     trajectories = load(dataset)
@@ -228,47 +137,127 @@ def evaluate(
             raise DynolineError(
                 f"{rul}: {len(ruls)} remaining-life values for {len(trajectories)} units in {dataset}"
             )
+    if folds is not None and rul is not None:
+        raise DynolineError("--folds splits a run-to-failure file; it does not take --rul")
     loaded = load_rules(rules_path)
+    head: dict[str, Any] = {"dataset": str(dataset), "rul": rul, "rules": sorted(r.rule.name for r in loaded),
+                            "step_cycles": step}  # fmt: skip
+    with _database(database_url) as url:
+        if folds is not None:
+            report = {
+                **head,
+                "folds": folds,
+                **_kfold(url, trajectories, loaded, step, folds, Path(dataset).name),
+            }
+        else:
+            end_rul = dict(zip(trajectories, ruls, strict=True)) if ruls is not None else None
+            report = {**head, **_scored(url, trajectories, end_rul, loaded, step)}
+    report["duration_seconds"] = round(time.perf_counter() - started, 2)
+    return report
+
+
+@contextlib.contextmanager
+def _database(database_url: str | None) -> Iterator[str]:
+    """The given database, or a throw-away embedded PostgreSQL."""
+    if database_url is not None:
+        yield database_url
+        return
+    with tempfile.TemporaryDirectory(prefix="dynoline-evaluate-") as tmp:
+        from workloads.store.embedded import EmbeddedPostgres
+
+        server = EmbeddedPostgres(Path(tmp) / "pg")
+        server.init()
+        server.start()
+        try:
+            yield server.create_database("evaluate")
+        finally:
+            server.stop("immediate")
+
+
+def _scored(
+    url: str,
+    trajectories: Trajectories,
+    ruls: Mapping[int, int] | None,
+    loaded: Sequence[LoadedRule],
+    step: int,
+) -> dict[str, Any]:
+    """Replay into a line of its own (deleted afterwards) and score: all severities, each, the RUL error."""
     line = f"evaluate-{secrets.token_hex(4)}"
     rules = _retarget(loaded, line)
-    if database_url is None:
-        with tempfile.TemporaryDirectory(prefix="dynoline-evaluate-") as tmp:
-            from workloads.store.embedded import EmbeddedPostgres
+    spans, passes, samples = _run(url, line, trajectories, rules, step, cleanup=True)
+    lives = {unit: (len(r), ruls[unit] if ruls is not None else 0) for unit, r in trajectories.items()}
+    report: dict[str, Any] = {"passes": passes, "samples": samples, "alerts": len(spans)}
+    report.update(summarise(lives, spans, [r.rule.name for r in rules], with_rul=ruls is not None))
+    report["by_severity"] = by_severity(
+        lives, spans, {r.rule.name: r.rule.severity for r in rules}, with_rul=ruls is not None
+    )
+    if ruls is not None:
+        report["rul_estimates"] = crossval.rul_errors(trajectories, ruls, loaded)
+    return report
 
-            server = EmbeddedPostgres(Path(tmp) / "pg")
-            server.init()
-            server.start()
-            try:
-                url = server.create_database("evaluate")
-                spans, passes, samples = _run(url, line, trajectories, rules, step, cleanup=False)
-            finally:
-                server.stop("immediate")
-    else:
-        spans, passes, samples = _run(database_url, line, trajectories, rules, step, cleanup=True)
-    lives = {
-        unit: (len(readings), ruls[i] if ruls is not None else 0)
-        for i, (unit, readings) in enumerate(trajectories.items())
+
+def _kfold(
+    url: str, trajectories: Trajectories, loaded: Sequence[LoadedRule], step: int, folds: int, source: str
+) -> dict[str, Any]:
+    """Each fold replayed with models refitted on the others, run to failure and truncated; the units'
+    outcomes pooled over the folds and scored once (so every unit counts once, out of sample)."""
+    held: dict[str, dict[int, Sequence[Reading]]] = {"run_to_failure": {}, "truncated": {}}
+    ruls: dict[int, int] = {}
+    spans: dict[str, list[AlertSpan]] = {"run_to_failure": [], "truncated": []}
+    per_fold: list[dict[str, Any]] = []
+    judged: list[LoadedRule] = list(loaded)
+    rul_rules: list[LoadedRule] = []
+    for k, units in enumerate(crossval.split(list(trajectories), folds)):
+        training = {u: r for u, r in trajectories.items() if u not in units}
+        test = {u: trajectories[u] for u in units}
+        judged = crossval.refit(loaded, training, f"{source} without fold {k + 1} of {folds}")
+        models = {r.model_source: r.model for r in judged if r.model is not None}
+        per_fold.append(
+            {"units": units, "models": {s: crossval.model_scores(m, test) for s, m in models.items()}}
+        )
+        cut, cut_ruls = crossval.truncate(test)
+        ruls.update(cut_ruls)
+        for name, data in (("run_to_failure", test), ("truncated", cut)):
+            line = f"evaluate-{secrets.token_hex(4)}"
+            found, _, _ = _run(url, line, data, _retarget(judged, line), step, cleanup=True)
+            spans[name] += found
+            held[name].update(data)
+        errors = crossval.rul_errors(cut, cut_ruls, judged)
+        per_fold[-1]["rul_estimates"] = errors
+        rul_rules = [r for r in judged if r.rule.name in errors]
+    severities = {r.rule.name: r.rule.severity for r in loaded}
+    names = [r.rule.name for r in loaded]
+    out: dict[str, Any] = {"per_fold": per_fold}
+    for name in ("run_to_failure", "truncated"):
+        with_rul = name == "truncated"
+        lives = {u: (len(r), ruls[u] if with_rul else 0) for u, r in held[name].items()}
+        out[name] = {
+            **summarise(lives, spans[name], names, with_rul=with_rul),
+            "by_severity": by_severity(lives, spans[name], severities, with_rul=with_rul),
+        }
+    errs = [f["rul_estimates"] for f in per_fold]
+    out["truncated"]["rul_estimates"] = {
+        r.rule.name: _pooled_rmse([e[r.rule.name] for e in errs]) for r in rul_rules
     }
-    report = summarise(lives, spans, [r.rule.name for r in rules], with_rul=ruls is not None)
-    return {
-        "dataset": str(dataset),
-        "rul": rul,
-        "rules": sorted(r.rule.name for r in rules),
-        "step_cycles": step,
-        "passes": passes,
-        "samples": samples,
-        "alerts": len(spans),
-        **report,
-        "duration_seconds": round(time.perf_counter() - started, 2),
-    }
+    return out
 
 
-Trajectories = Mapping[int, Sequence[Reading]]
+def _pooled_rmse(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """RMSEs of the folds pooled over their units."""
+    n = sum(p["units"] for p in parts)
+
+    def pool(key: str) -> float | None:
+        if not n:
+            return None
+        return round(math.sqrt(sum(p["units"] * p[key] ** 2 for p in parts if p["units"]) / n), 2)
+
+    return {"units": n, "rmse_cycles": pool("rmse_cycles"), "rmse_capped_cycles": pool("rmse_capped_cycles")}
 
 
 def _run(
     url: str, line: str, trajectories: Trajectories, rules: Sequence[LoadedRule], step: int, *, cleanup: bool
 ) -> tuple[list[AlertSpan], int, int]:
+    """Migrate, replay, and delete the line's rows again when `cleanup`."""
     migrate(url)
     with connect(url) as conn, database_errors(url):
         try:
@@ -305,6 +294,15 @@ def render_report(report: Mapping[str, Any]) -> str:
         )
     if report["missed_units"]:
         lines.append(f"  missed units        {report['missed_units']}")
+    for severity, tier in report.get("by_severity", {}).items():
+        line = (
+            f"  {severity:9s} tier      detected {tier['detection_rate']}, lead median"
+            f" {tier['median_lead_cycles']} / p10 {tier['p10_lead_cycles']},"
+            f" false alarms {tier['false_alarms_per_1000']} per 1,000"
+        )
+        if "precision" in tier:
+            line += f"; RUL <= {tier['positive_rul']}: precision {tier['precision']} recall {tier['recall']}"
+        lines.append(line)
     for rule, stats in sorted(report["per_rule"].items()):
         lines.append(
             f"  {rule:32s} opened {stats['opened']:4d}  false {stats['false_alarms']:3d}"

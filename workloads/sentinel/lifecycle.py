@@ -35,6 +35,7 @@ class Observation:
     clear: bool  # at the pass's newest sample, the alert may resolve
     at: datetime  # the unit's newest evaluated sample
     statistic: float | None  # the statistic at `at`
+    evidence: dict[str, Any] | None = None  # kind-specific facts at `at` (rul: estimate and interval)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Update:
     worst: float
     hits: int
     resolve_at: datetime | None
+    evidence: dict[str, Any] | None = None  # merged into the alert's evidence (the newest estimate)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def decide(
                 worse(alert.worst, obs.worst, upward),
                 alert.hits + obs.hits,
                 obs.at if obs.clear else None,
+                obs.evidence,
             )
         return Resolve(alert, obs.at) if obs.clear else None
     if not obs.fired or obs.last_ts is None or obs.first_ts is None or obs.worst is None:
@@ -150,6 +153,7 @@ def apply(
                 "worst_value": o.worst,
                 "value_at_open": o.statistic,
                 "window": {"since": since.isoformat(), "until": until.isoformat()},
+                **(o.evidence or {}),
             }
             resolved = o.at if change.resolve else None
             inserts.append(
@@ -168,7 +172,7 @@ def apply(
         elif isinstance(change, Update):
             updates.append(
                 (change.last_sample_ts, change.worst, change.hits, until,
-                 change.resolve_at, change.resolve_at, change.alert.id)
+                 change.resolve_at, change.resolve_at, Jsonb(change.evidence or {}), change.alert.id)
             )  # fmt: skip
             out.updated += 1
             if change.resolve_at is not None:
@@ -190,7 +194,8 @@ def apply(
             cur.executemany(
                 "UPDATE alerts SET last_sample_ts = %s, worst_value = %s, hits = %s, evaluated_to = %s,"
                 " last_seen_at = now(), resolved_sample_ts = %s,"
-                " resolved_at = CASE WHEN %s::timestamptz IS NOT NULL THEN now() END"
+                " resolved_at = CASE WHEN %s::timestamptz IS NOT NULL THEN now() END,"
+                " evidence = evidence || %s::jsonb"
                 " WHERE id = %s AND resolved_at IS NULL",
                 updates,
             )

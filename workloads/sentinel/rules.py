@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from workloads.api.groupversion import GROUP
-from workloads.api.rule import HealthIndexCondition, Rule, SentinelRuleSpec
+from workloads.api.rule import HealthIndexCondition, RulCondition, Rule, SentinelRuleSpec
 from workloads.errors import DynolineError
 from workloads.sentinel.health_index import HealthModel, resolve_model
 
@@ -113,7 +113,7 @@ def load_rules(path: str | Path) -> list[LoadedRule]:
                 )
             seen[key] = where
             model = source = None
-            if isinstance(rule.condition, HealthIndexCondition):
+            if isinstance(rule.condition, HealthIndexCondition | RulCondition):
                 try:
                     model, source = resolve_model(rule.condition.model, file.parent)
                 except DynolineError as exc:

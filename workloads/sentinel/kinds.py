@@ -1,0 +1,256 @@
+"""One SQL judgement per condition kind: the statistic a rule compares, and its firing expression.
+
+`scan` (compile.py) asks `judge` for each rule; each helper adds the aggregates it needs to the
+shared `Binder` (identical aggregates are shared between rules) and returns a `Judgement` over the
+aggregate aliases. The per-sample kinds aggregate the new samples (`fresh`), the windowed kinds the
+trailing window (`tail`), filtered to their own window when it is shorter than the longest one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from psycopg import sql
+
+from workloads.api.common import seconds
+from workloads.api.rule import (
+    DriftCondition,
+    HealthIndexCondition,
+    RateOfChangeCondition,
+    RulCondition,
+    SustainedCondition,
+    ThresholdCondition,
+    condition_bound,
+    upward,
+)
+from workloads.catalog import sensor
+from workloads.sentinel import rul as rul_model
+from workloads.sentinel.rules import LoadedRule
+from workloads.sentinel.statement import Binder, op_sql
+
+Z_FLOOR = 1e-6  # smallest baseline standard deviation used as a divisor (a constant channel)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A rule's statistic per unit, and whether it fires (NULL counts as not firing)."""
+
+    statistic: sql.Composable
+    fired: sql.Composable
+    extras: tuple[tuple[str, sql.Composable], ...] = ()  # more output columns `r{i}_{name}` (evidence)
+
+
+@dataclass
+class Windows:
+    """Trailing windows ending at `until`; `longest` is the tail scan itself (0: no tail scan)."""
+
+    binder: Binder
+    until: datetime
+    longest: float
+    _starts: dict[float, sql.Placeholder] = field(default_factory=dict)
+
+    def filter(self, span: float) -> sql.Composable:
+        """`FILTER (WHERE ts > until - span)`, or nothing for the longest window (the scan's range)."""
+        if span == self.longest:
+            return sql.SQL("")
+        if span not in self._starts:
+            self._starts[span] = self.binder.bind(self.until - timedelta(seconds=span))
+        return sql.SQL(" FILTER (WHERE ts > {})").format(self._starts[span])
+
+    def filter_and(self, span: float, test: sql.Composable) -> sql.Composable:
+        """`FILTER (WHERE test)` within the window of `span`."""
+        if span == self.longest:
+            return sql.SQL(" FILTER (WHERE {})").format(test)
+        self.filter(span)  # binds the window's start once
+        return sql.SQL(" FILTER (WHERE {} AND ts > {})").format(test, self._starts[span])
+
+
+def window_seconds(rule: LoadedRule) -> float:
+    """How far back before `until` a windowed rule looks (0 for per-sample kinds)."""
+    cond = rule.rule.condition
+    if isinstance(cond, RateOfChangeCondition | DriftCondition | HealthIndexCondition | RulCondition):
+        return seconds(cond.window)
+    return 0.0
+
+
+def _compare(stat: sql.Composable, op: str, bound: sql.Placeholder) -> sql.Composed:
+    return sql.SQL("{} {} {}").format(stat, op_sql(op), bound)
+
+
+def per_sample(
+    b: Binder, i: int, cond: ThresholdCondition | SustainedCondition, bound: sql.Placeholder
+) -> Judgement:
+    """The extreme of the new samples; a `for` rule also needs its firing samples to span `for`."""
+    col_name = sensor(cond.sensor).column
+    col = sql.Identifier(col_name)
+    fn = sql.SQL("max") if upward(cond.op) else sql.SQL("min")
+    stat = b.agg(("extreme", col_name, upward(cond.op)), sql.SQL("{}({})").format(fn, col))
+    fired: sql.Composable = _compare(stat, cond.op, bound)
+    if isinstance(cond, SustainedCondition) and cond.for_ is not None:
+        # A run that held `for` at some new sample either began before `since` (then the first new
+        # sample fires) or inside the new samples (then they span `for`): a sound pre-filter that needs
+        # no look-back; the exact check runs for the candidates only.
+        test = _compare(col, cond.op, bound)
+        first_fire = b.agg(("first_fire", i), sql.SQL("min(ts) FILTER (WHERE {})").format(test))
+        last_fire = b.agg(("last_fire", i), sql.SQL("max(ts) FILTER (WHERE {})").format(test))
+        span = b.bind(timedelta(seconds=seconds(cond.for_)))
+        fired = sql.SQL("({} AND ({} = first_ts OR {} - {} >= {}))").format(
+            fired, first_fire, last_fire, first_fire, span
+        )
+    return Judgement(stat, fired)
+
+
+def rate_of_change(b: Binder, w: Windows, cond: RateOfChangeCondition, bound: sql.Placeholder) -> Judgement:
+    """Least-squares slope times window, judged once the samples cover half the window: a slope fitted over
+    the first few samples of a unit's life would be extrapolated far beyond what was seen."""
+    col_name = sensor(cond.sensor).column
+    span = seconds(cond.window)
+    flt = w.filter(span)
+    slope = b.agg(
+        ("slope", col_name, span),
+        sql.SQL("regr_slope({}, date_part('epoch', ts)){}").format(sql.Identifier(col_name), flt),
+        tail=True,
+    )
+    count = b.agg(("count", span), sql.SQL("count(*){}").format(flt), tail=True)
+    oldest = b.agg(("oldest", span), sql.SQL("min(ts){}").format(flt), tail=True)
+    stat = sql.SQL("CASE WHEN {n} >= 3 AND last_ts - {oldest} >= {half} THEN {slope} * {w} END").format(
+        n=count, oldest=oldest, half=b.bind(timedelta(seconds=span / 2)), slope=slope, w=b.bind(span)
+    )
+    return Judgement(stat, _compare(stat, cond.op, bound))
+
+
+def drift(b: Binder, w: Windows, cond: DriftCondition, bound: sql.Placeholder) -> Judgement:
+    """z-score of the window mean against the unit's baseline (`b{N}_*` columns), signed to `direction`;
+    NULL until the baseline is ready."""
+    col_name = sensor(cond.sensor).column
+    span = seconds(cond.window)
+    mean = b.agg(
+        ("mean", col_name, span),
+        sql.SQL("avg({}){}").format(sql.Identifier(col_name), w.filter(span)),
+        tail=True,
+    )
+    n = cond.baseline_samples
+    idx = b.bind(sensor(cond.sensor).index)
+    bmean = sql.SQL("{}[{}]").format(sql.Identifier(f"b{n}_means"), idx)
+    bsd = sql.SQL("{}[{}]").format(sql.Identifier(f"b{n}_sds"), idx)
+    z = sql.SQL("(({} - {}) / greatest({}, {} * greatest(abs({}), 1.0)))").format(
+        mean, bmean, bsd, b.bind(Z_FLOOR), bmean
+    )
+    signed = {"up": z, "down": sql.SQL("(-{})").format(z), "both": sql.SQL("abs({})").format(z)}
+    stat = sql.SQL("CASE WHEN {} = 'ready' THEN {} END").format(
+        sql.Identifier(f"b{n}"), signed[cond.direction]
+    )
+    return Judgement(stat, sql.SQL("{} > {}").format(stat, bound))
+
+
+def health_index_score(b: Binder, loaded: LoadedRule) -> sql.Composed:
+    """The model's linear score of one sample: `intercept + Σ weight·(x - center)`, weights bound."""
+    assert loaded.model is not None, "health-index rules are loaded with their model"
+    terms = [
+        sql.SQL("{} * ({} - {})").format(b.bind(a), sql.Identifier(column_name), b.bind(center))
+        for column_name, center, a in loaded.model.terms()
+    ]
+    return sql.SQL("{} + {}").format(b.bind(loaded.model.intercept), sql.SQL(" + ").join(terms))
+
+
+def health_index(
+    b: Binder, w: Windows, i: int, loaded: LoadedRule, cond: HealthIndexCondition, bound: sql.Placeholder
+) -> Judgement:
+    """Trailing-window mean of the health index."""
+    span = seconds(cond.window)
+    flt = w.filter(span)
+    expr = health_index_score(b, loaded)
+    stat = b.agg(("hi", i), sql.SQL("avg({}){}").format(expr, flt), tail=True)
+    return Judgement(stat, _compare(stat, cond.op, bound))
+
+
+def rul(
+    b: Binder, w: Windows, i: int, loaded: LoadedRule, cond: RulCondition, bound: sql.Placeholder
+) -> Judgement:
+    """Remaining cycles from an exponential fit of the health index over the window, averaged with the
+    life the fitted level stands for (`rul.estimate` is the reference): the statistic is the interval's
+    lower bound; the estimate and upper bound go to the evidence. NULL with fewer than 5 samples, before
+    they cover half the window, or when the unit restarted (cycle 1) inside the window, whose cycles then
+    belong to two lives."""
+    assert loaded.model is not None, "rul rules are loaded with their model"
+    span = seconds(cond.window)
+    flt = w.filter(span)
+    y = sql.SQL("ln(greatest({} + {}, {}))").format(
+        health_index_score(b, loaded), b.bind(rul_model.OFFSET), b.bind(rul_model.FLOOR)
+    )
+    x = sql.SQL("cycle::double precision")
+
+    def agg(name: str, expr: sql.Composable, *, pair: bool = True) -> sql.Identifier:
+        fn = sql.SQL("{}({}, {}){}").format(sql.SQL(name), y, x, flt) if pair else expr
+        return b.agg(("rul", i, name), fn, tail=True)
+
+    # Only sxy, syy and avgy need the score (each aggregate evaluates it again: PostgreSQL does not
+    # share subexpressions); the cycle-only terms do without it.
+    sxy, syy, avgy = agg("regr_sxy", y), agg("regr_syy", y), agg("regr_avgy", y)
+    n = b.agg(("count", span), sql.SQL("count(*){}").format(flt), tail=True)
+    sxx = agg("sxx", sql.SQL("regr_sxx({}, {}){}").format(x, x, flt), pair=False)
+    avgx = agg("avgx", sql.SQL("avg({}){}").format(x, flt), pair=False)
+    newest = agg("max", sql.SQL("max(cycle){}").format(flt), pair=False)
+    oldest = b.agg(("oldest", span), sql.SQL("min(ts){}").format(flt), tail=True)
+    restart = agg(
+        "restart", sql.SQL("max(ts){}").format(w.filter_and(span, sql.SQL("cycle = 1"))), pair=False
+    )
+    slope = sql.SQL("({} / {})").format(sxy, sxx)
+    se = sql.SQL("sqrt(greatest(0, {syy} - {slope} * {sxy}) / ({n} - 2) / {sxx})").format(
+        syy=syy, slope=slope, sxy=sxy, n=n, sxx=sxx
+    )
+    level = sql.SQL("({} + {} * ({} - {}))").format(avgy, slope, newest, avgx)
+    target, horizon = b.bind(rul_model.log_failure()), b.bind(float(loaded.model.target.knee_rul))
+    z = b.bind(rul_model.z_value(cond.confidence))
+    usable = sql.SQL(
+        "{n} >= {min_n} AND {sxx} > 0 AND last_ts - {oldest} >= {half}"
+        " AND ({restart} IS NULL OR {restart} <= {oldest})"
+    ).format(
+        n=n, min_n=b.bind(rul_model.MIN_SAMPLES), sxx=sxx, oldest=oldest,
+        half=b.bind(timedelta(seconds=span / 2)), restart=restart,
+    )  # fmt: skip
+
+    known = sql.SQL("least({h}, greatest(0.0, {h} * (1.0 - (exp({level}) - {off}))))").format(
+        h=horizon, level=level, off=b.bind(rul_model.OFFSET)
+    )
+
+    def remaining(s: sql.Composable) -> sql.Composed:
+        return sql.SQL(
+            "CASE WHEN NOT ({usable}) THEN NULL ELSE (CASE WHEN {level} >= {target} THEN 0.0"
+            " WHEN {s} <= 0 THEN {horizon} ELSE least({horizon}, ({target} - {level}) / {s}) END"
+            " + {known}) / 2 END"
+        ).format(usable=usable, level=level, target=target, s=s, horizon=horizon, known=known)
+
+    low = remaining(sql.SQL("({} + {} * {})").format(slope, z, se))
+    extras = (
+        ("estimate", remaining(slope)),
+        ("high", remaining(sql.SQL("({} - {} * {})").format(slope, z, se))),
+    )
+    return Judgement(low, _compare(low, cond.op, bound), extras)
+
+
+def judge(b: Binder, w: Windows, i: int, loaded: LoadedRule) -> Judgement:
+    """Rule i's statistic and firing expression, restricted to its `units` when it names them."""
+    cond = loaded.rule.condition
+    _, bound = condition_bound(cond)
+    p_bound = b.bind(bound)
+    judged: Judgement
+    if isinstance(cond, ThresholdCondition | SustainedCondition):
+        judged = per_sample(b, i, cond, p_bound)
+    elif isinstance(cond, RateOfChangeCondition):
+        judged = rate_of_change(b, w, cond, p_bound)
+    elif isinstance(cond, DriftCondition):
+        judged = drift(b, w, cond, p_bound)
+    elif isinstance(cond, HealthIndexCondition):
+        judged = health_index(b, w, i, loaded, cond, p_bound)
+    elif isinstance(cond, RulCondition):
+        judged = rul(b, w, i, loaded, cond, p_bound)
+    else:  # pragma: no cover - the discriminated union is exhaustive
+        raise TypeError(f"unknown condition {type(cond).__name__}")
+    if loaded.rule.units is None:
+        return judged
+    fired = sql.SQL("(unit_id = ANY({}::integer[]) AND {})").format(
+        b.bind(list(loaded.rule.units)), judged.fired
+    )
+    return Judgement(judged.statistic, fired, judged.extras)
