@@ -16,6 +16,7 @@ import pytest
 
 from tests.store.epoch import EPOCH
 from workloads.bench import query as query_bench
+from workloads.bench import stream as stream_bench
 from workloads.bench.harness import percentile, with_search_path
 from workloads.bench.stream import Backlog
 from workloads.cli import main
@@ -235,6 +236,12 @@ def test_stream_writes_everything_it_generates(capsys: pytest.CaptureFixture[str
     assert r["cpu"]["client_s"] > 0
     assert r["cpu"]["server_s"] is not None and r["cpu"]["server_s"] > 0  # the server runs on this machine
     assert isinstance(r["targets"]["no_backlog_growth"], bool)
+    assert r["backlog"]["sample_columns"][4] == "offered_minus_written"
+    # the schedule's last tick may add a few rows beyond units x rate x seconds
+    assert 0 < r["ratios"]["written_vs_offered"] <= 1.05
+    assert r["memory"]["peak_rss_mib"] > 0 and r["cpu"]["cpu_us_per_row"] > 0
+    judged = ("throughput_met", "commit_lag_p99_met", "queryable_lag_p99_met", "no_backlog_growth", "rss_met")
+    assert r["targets"]["sustained"] == all(r["targets"][k] for k in judged)
     assert_public_untouched(database_url, row)
 
 
@@ -365,13 +372,56 @@ def test_plan_summary_flags_a_sequential_scan_even_when_it_never_ran() -> None:
 
 
 def test_backlog_growth_is_judged_against_one_second_of_production() -> None:
-    flat = Backlog([(float(t), 500 + (t % 2) * 100, 0, 0) for t in range(60)])
+    flat = Backlog([(float(t), 500 + (t % 2) * 100, 0, 0, 600) for t in range(60)])
     assert flat.summary(10_000)["grew"] is False
-    growing = Backlog([(float(t), 400 * t, 400 * t, 0) for t in range(60)])
+    growing = Backlog([(float(t), 400 * t, 400 * t, 0, 400 * t) for t in range(60)])
     summary = growing.summary(10_000)
     assert summary["grew"] is True and summary["slope_rows_per_s"] == pytest.approx(400)
-    spooling = Backlog([(0.0, 0, 0, 0), (1.0, 0, 0, 10)])
+    spooling = Backlog([(0.0, 0, 0, 0, 0), (1.0, 0, 0, 10, 0)])
     assert spooling.summary(10_000)["grew"] is True
+
+
+def test_a_throttled_generator_cannot_hide_a_shortfall() -> None:
+    """Backpressure keeps generated - written flat while the line falls behind its offer (the 100k run)."""
+    offered, written_per_s = 100_000, 45_000
+    samples = [(float(t), 5_000, 5_000, 0, (offered - written_per_s) * t) for t in range(1, 61)]
+    backlog = Backlog(samples)
+    assert backlog.summary(offered)["slope_rows_per_s"] == pytest.approx(0)
+    assert backlog.summary(offered)["grew"] is True
+    stats = {
+        "elapsed_s": 60.0,
+        "generated": written_per_s * 60,
+        "written": written_per_s * 60,
+        "spooled": 0,
+        "write_errors": 0,
+        "batches": 1,
+        "queue_high_water": 5_000,
+        "queue_bound": 5_000,
+        "queue_blocked_s": 51.0,
+        "lag": {"count": 1, "p50_s": 1.0, "p99_s": 34.9, "max_s": 40.0},
+    }
+    r = stream_bench.summarise(
+        units=100_000,
+        rate_hz=1.0,
+        seconds=60.0,
+        stats=stats,
+        stored=written_per_s * 60,
+        backlog=backlog,
+        reader={"p99_ms": 100.0},
+        client_cpu_s=10.0,
+        server_cpu_s=50.0,
+        wall_s=60.0,
+        database="x",
+        info={},
+        memory={"peak_rss_mib": 500.0},
+    )
+    t = r["targets"]
+    assert r["ratios"]["written_vs_offered"] == pytest.approx(0.45)
+    assert t["nothing_lost"] is True  # every generated row was written ...
+    assert t["throughput_met"] is False and t["no_backlog_growth"] is False  # ... yet it did not keep up
+    assert t["sustained"] is False and t["lag_p99_max_ms"] == 250.0
+    assert r["backlog"]["queue_blocked_share"] == pytest.approx(0.85)
+    assert r["cpu"]["cpu_us_per_row"] == pytest.approx(60 / 2_700_000 * 1e6, abs=0.1)
 
 
 def test_percentile_is_an_observed_value() -> None:
