@@ -17,7 +17,7 @@ import pytest
 from tests.store.epoch import EPOCH
 from workloads.bench import query as query_bench
 from workloads.bench import stream as stream_bench
-from workloads.bench.harness import percentile, with_search_path
+from workloads.bench.harness import with_search_path
 from workloads.bench.stream import Backlog
 from workloads.cli import main
 from workloads.store.embedded import EmbeddedPostgres
@@ -422,10 +422,3 @@ def test_a_throttled_generator_cannot_hide_a_shortfall() -> None:
     assert t["sustained"] is False and t["lag_p99_max_ms"] == 250.0
     assert r["backlog"]["queue_blocked_share"] == pytest.approx(0.85)
     assert r["cpu"]["cpu_us_per_row"] == pytest.approx(60 / 2_700_000 * 1e6, abs=0.1)
-
-
-def test_percentile_is_an_observed_value() -> None:
-    values = [float(v) for v in range(1, 101)]
-    assert percentile(values, 0.5) == 50.0
-    assert percentile(values, 0.95) == 95.0
-    assert percentile([3.0], 0.99) == 3.0

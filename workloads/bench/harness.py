@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from workloads import quantile
 from workloads.errors import DynolineError
 from workloads.store import dsn
 from workloads.store.connection import connect, first_line
@@ -152,11 +153,11 @@ def memory_gib() -> float | None:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank q-quantile (0 < q ≤ 1): a value that was actually observed."""
-    if not values:
+    """`workloads.quantile.percentile` of values a benchmark has (it never asks about none)."""
+    found = quantile.percentile(values, q)
+    if found is None:
         raise ValueError("percentile of no values")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+    return found
 
 
 def rate(rows: int, seconds: float) -> float:
