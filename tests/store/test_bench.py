@@ -18,17 +18,17 @@ from tests.store.epoch import EPOCH
 from workloads.bench import query as query_bench
 from workloads.bench import stream as stream_bench
 from workloads.bench.harness import with_search_path
+from workloads.bench.latest_baselines import (
+    LATEST_PER_UNIT_NAIVE,
+    LATEST_PER_UNIT_PROBE,
+    LATEST_PER_UNIT_UNHINTED,
+    params,
+)
 from workloads.bench.stream import Backlog
 from workloads.cli import main
 from workloads.store.embedded import EmbeddedPostgres
 from workloads.store.partitions import ensure_partitions
-from workloads.store.queries import (
-    LATEST_PER_UNIT_NAIVE,
-    LATEST_PER_UNIT_PROBE,
-    LATEST_PER_UNIT_UNHINTED,
-    latest_per_unit,
-    params,
-)
+from workloads.store.queries import latest_per_unit
 from workloads.store.unit_state import quarantine, register_units
 
 MACHINE_KEYS = {"cpu_model", "cores", "memory_gib", "python", "postgresql", "server_settings"}
@@ -160,7 +160,12 @@ def test_query_builds_times_and_proves_the_index(
     assert set(hinted["index_scans_on_telemetry"].values()) == {25, 8}
     assert hinted["seq_scans_on_telemetry"] == []
     assert latest["server_runs"] == 3 and latest["server_median_ms"] <= latest["server_p95_ms"]
-    assert set(r["baselines"]) == {"hinted_lateral", "unhinted_lateral", "exact_key_probe"}
+    assert set(r["baselines"]) == {
+        "latest_per_unit_dashboard",
+        "hinted_lateral",
+        "unhinted_lateral",
+        "exact_key_probe",
+    }
     assert all(e["rows"] == 25 and e["same_answer_as_product"] for e in r["baselines"].values())
     up = r["latest_table_upkeep"]
     assert up["rows_per_round"] == 25 and up["upsert_median_ms"] > 0
@@ -365,10 +370,10 @@ def test_plan_summary_flags_a_sequential_scan_even_when_it_never_ran() -> None:
         "Planning Time": 0.2,
     }
     s = query_bench.plan_summary(plan)
-    assert s["seq_scans_on_telemetry"] == ["telemetry_p20260301"]
-    assert s["index_scans_on_telemetry"] == {"Index Scan using telemetry_p20260302_pkey": 4}
-    assert s["execution_ms"] == 1.5
-    assert any("never executed" in line for line in s["outline"])
+    assert s.seq_scans_on_telemetry == ["telemetry_p20260301"]
+    assert s.index_scans_on_telemetry == {"Index Scan using telemetry_p20260302_pkey": 4}
+    assert s.execution_ms == 1.5 and s.seq_scan
+    assert any("never executed" in line for line in s.outline)
 
 
 def test_backlog_growth_is_judged_against_one_second_of_production() -> None:

@@ -11,12 +11,14 @@ import pytest
 
 from tests.store.epoch import EPOCH
 from tests.store.sim_helpers import RecordingSource
+from workloads.bench.latest_baselines import LATEST_PER_UNIT_NAIVE, params
 from workloads.catalog import TELEMETRY_COLUMNS
+from workloads.errors import DynolineError
 from workloads.simulator.config import SimulatorConfig
 from workloads.simulator.runner import Simulator
 from workloads.simulator.spool import Spool
 from workloads.store.partitions import ensure_partitions
-from workloads.store.queries import LATEST_PER_UNIT_NAIVE, latest_per_unit, params
+from workloads.store.queries import latest_per_unit
 from workloads.store.writer import copy_rows, insert_rows_idempotent, newest_per_unit, upsert_latest
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -126,6 +128,16 @@ def test_latest_per_unit_reads_the_latest_table_of_one_line_in_unit_order(conn: 
     assert got == [sample("a", u, 2) for u in range(5)]
     assert got == conn.cursor(binary=True).execute(LATEST_PER_UNIT_NAIVE, params("a")).fetchall()
     assert latest_per_unit(conn, "nowhere") == []
+    some = ("unit_id", "ts", "t50")
+    picked = [TELEMETRY_COLUMNS.index(c) for c in some]
+    assert latest_per_unit(conn, "b", some) == [
+        tuple(r[i] for i in picked) for r in latest_per_unit(conn, "b")
+    ]
+
+
+def test_latest_per_unit_refuses_a_column_telemetry_does_not_have(conn: Conn) -> None:
+    with pytest.raises(DynolineError, match=r"unknown column.*t51"):
+        latest_per_unit(conn, "a", ("unit_id", "t51"))
 
 
 def test_a_simulator_run_with_an_overlap_and_an_old_spool_leaves_latest_equal_to_distinct_on(
