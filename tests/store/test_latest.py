@@ -170,3 +170,53 @@ def test_a_simulator_run_with_an_overlap_and_an_old_spool_leaves_latest_equal_to
         assert old.fetchone() == (6,)  # the old samples were stored, yet are nobody's latest
     assert all(row[3] > after_first[key][3] for key, row in final.items())  # type: ignore[operator]
     assert newest is not None and max(row[3] for row in final.values()) == newest[0]  # type: ignore[type-var]
+
+
+def _already_exists_notices(conn: Conn) -> list[str]:
+    """The server's "relation … already exists, skipping" notices: a repeated CREATE IF NOT EXISTS."""
+    seen: list[str] = []
+    conn.add_notice_handler(lambda d: seen.append(str(d.message_primary)) if d.sqlstate == "42P07" else None)
+    return seen
+
+
+def test_staging_tables_are_created_once_per_connection(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        ensure_partitions(conn, T0 - timedelta(days=1), T0 + timedelta(days=1))
+        conn.commit()
+        repeated = _already_exists_notices(conn)
+        for s in range(3):
+            rows = batch("a", range(4), range(s, s + 1))
+            copy_rows(conn, rows)
+            upsert_latest(conn, rows)
+            conn.commit()
+            insert_rows_idempotent(conn, rows)  # the replay path's staging table, also once
+            upsert_latest(conn, rows)
+            conn.commit()
+        assert repeated == []  # before: one notice per batch and path
+        assert latest(conn) == distinct_on(conn)
+    # a reconnect is a new session without the temporary tables: it creates its own
+    with psycopg.connect(database_url) as conn:
+        rows = batch("a", range(4), range(3, 4))
+        insert_rows_idempotent(conn, rows)
+        upsert_latest(conn, rows)
+        conn.commit()
+        assert latest(conn) == distinct_on(conn) == {("a", u): sample("a", u, 3) for u in range(4)}
+
+
+def test_a_rolled_back_creation_fails_one_batch_and_the_retry_heals(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        ensure_partitions(conn, T0 - timedelta(days=1), T0 + timedelta(days=1))
+        conn.commit()
+        first = batch("a", range(2), range(0, 1))
+        copy_rows(conn, first)
+        upsert_latest(conn, first)  # creates the staging table in this transaction ...
+        conn.rollback()  # ... which the caller then abandons (e.g. its COMMIT was refused)
+        second = batch("a", range(2), range(1, 2))
+        copy_rows(conn, second)
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            upsert_latest(conn, second)
+        conn.rollback()
+        insert_rows_idempotent(conn, second)  # the runner's retry of a rejected batch
+        upsert_latest(conn, second)
+        conn.commit()
+        assert latest(conn) == distinct_on(conn) == {("a", u): sample("a", u, 1) for u in range(2)}

@@ -6,11 +6,20 @@ and inserts them with ON CONFLICT DO NOTHING, so rows that did make it are skipp
 `upsert_latest` keeps `telemetry_latest` (one row per unit, see migration 0005) current: called in the
 same transaction as either path, so the latest table never disagrees with telemetry.
 None of these functions commits: the caller owns the transaction (and decides what a failure means).
+
+The two staging tables are temporary, so they live as long as the session: each is created the first
+time a connection needs it and remembered for that connection object (`_created`), so the hot path
+sends no `CREATE … IF NOT EXISTS` per batch. A reconnect is a new connection, which creates its own.
+If the transaction that created one is rolled back after the call returned, the next use on that
+connection fails once (the table is gone with the rollback); any error inside these functions drops
+the connection's marks, so the caller's retry creates the tables again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
@@ -38,6 +47,7 @@ _CREATE_STAGE = sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE telemetry
 _MERGE_STAGE = sql.SQL(
     "INSERT INTO telemetry ({cols}) SELECT {cols} FROM {stage} ON CONFLICT DO NOTHING"
 ).format(cols=_COLUMNS, stage=sql.Identifier(STAGE_TABLE))
+_TRUNCATE_STAGE = sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGE_TABLE))
 
 _COPY_LATEST_STAGE = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
     sql.Identifier(LATEST_STAGE_TABLE), _COLUMNS
@@ -64,6 +74,24 @@ _MERGE_LATEST = sql.SQL(
 _TS = TELEMETRY_COLUMNS.index("ts")
 
 
+# Staging tables created per connection object; weak, so a closed connection takes its marks along.
+_created: weakref.WeakKeyDictionary[Conn, set[str]] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def _staging(conn: Conn, table: str, create: sql.Composed) -> Iterator[None]:
+    """Create `table` on this connection unless already done; forget every mark if the body fails."""
+    made = _created.setdefault(conn, set())
+    try:
+        if table not in made:
+            conn.execute(create)
+            made.add(table)
+        yield
+    except BaseException:
+        made.clear()  # the caller rolls back, which may take a creation with it: create again next time
+        raise
+
+
 def _copy(conn: Conn, statement: sql.Composed, rows: Iterable[Row]) -> int:
     count = 0
     with conn.cursor() as cur, cur.copy(statement) as copy:
@@ -88,12 +116,12 @@ def insert_rows_idempotent(conn: Conn, rows: Iterable[Row]) -> int:
     The staging table lives as long as the session and is truncated after each use (a temporary table
     is never autovacuumed, so DELETE would leave it bloated).
     """
-    conn.execute(_CREATE_STAGE)
-    _copy(conn, _COPY_STAGE, rows)
-    with conn.cursor() as cur:
-        cur.execute(_MERGE_STAGE)
-        inserted = cur.rowcount
-        cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGE_TABLE)))
+    with _staging(conn, STAGE_TABLE, _CREATE_STAGE):
+        _copy(conn, _COPY_STAGE, rows)
+        with conn.cursor() as cur:
+            cur.execute(_MERGE_STAGE)
+            inserted = cur.rowcount
+            cur.execute(_TRUNCATE_STAGE)
     return max(inserted, 0)
 
 
@@ -119,7 +147,7 @@ def upsert_latest(conn: Conn, rows: Iterable[Row]) -> int:
     latest = newest_per_unit(rows)
     if not latest:
         return 0
-    conn.execute(_CREATE_LATEST_STAGE)
-    _copy(conn, _COPY_LATEST_STAGE, latest)
-    conn.execute(_MERGE_LATEST)
+    with _staging(conn, LATEST_STAGE_TABLE, _CREATE_LATEST_STAGE):
+        _copy(conn, _COPY_LATEST_STAGE, latest)
+        conn.execute(_MERGE_LATEST)
     return len(latest)
