@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.store.sim_helpers import Background, RecordingSource, expected_keys, stored_keys, wait_for
 from workloads.simulator.config import SimulatorConfig
 from workloads.simulator.runner import Simulator
 from workloads.simulator.spool import Spool
-from workloads.store.embedded import EmbeddedPostgres
+from workloads.store.embedded import EmbeddedPostgres, free_port
 
 OUTAGE_S = 12.0
 
@@ -101,3 +105,60 @@ def test_a_killed_simulator_leaves_a_spool_the_next_one_replays(
     assert max(stored.values()) == 1
     assert set(spooled) <= set(stored)
     assert before <= set(stored)
+
+
+def full_spool(tmp_path: Path) -> Path:
+    """A spool on a full volume: every append fails with ENOSPC, whoever runs it (root included)."""
+    path = tmp_path / "full.spool"
+    os.symlink("/dev/full", path)
+    return path
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not exported")
+
+
+def test_sigterm_ends_a_simulator_that_can_neither_store_nor_spool(
+    tmp_path: Path, database_url: str, pg_server: EmbeddedPostgres
+) -> None:
+    port = free_port()
+    readyz = f"http://127.0.0.1:{port}/readyz"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workloads", "simulate", "--line", "full", "--units", "3", "--rate", "20",
+         "--source", "synthetic", "--seed", "1", "--database-url", database_url,
+         "--spool", str(full_spool(tmp_path)), "--metrics-port", str(port), "--batch-rows", "8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: len(stored_keys(database_url, "full")) >= 30 or proc.poll() is not None, "rows")
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert httpx.get(readyz).status_code == 200
+        pg_server.stop()
+        wait_for(lambda: httpx.get(readyz).status_code == 503, "/readyz to fail")
+        ready = httpx.get(readyz).text.strip()
+        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        proc.send_signal(signal.SIGTERM)
+        # a liveness bound, not a timing claim: before the fix this waited for SIGKILL forever
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        pg_server.start()
+    assert ready.startswith(f"spool {tmp_path / 'full.spool'} unwritable: No space left on device"), ready
+    assert metric(scrape, "dynoline_simulator_spool_writable") == 0
+    assert metric(scrape, "dynoline_simulator_database_up") == 0
+    assert proc.returncode == 1, err
+    stats = json.loads(out.strip().splitlines()[-1])
+    assert stats["lost"] > 0 and stats["spooled"] == stats["spool_rows"] == 0
+    assert stats["generated"] == stats["written"] + stats["lost"]
+    assert stats["written"] == len(stored_keys(database_url, "full"))
+    problems = [line for line in err.splitlines() if "cannot append to spool" in line]
+    assert len(problems) == 1, err  # said once, not once a second
+    assert (
+        err.strip().splitlines()[-1] == f"dynoline: error: {stats['lost']} samples lost (see the log above)"
+    )

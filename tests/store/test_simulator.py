@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -80,6 +81,16 @@ def test_backfill_of_cmapss_stores_each_reading_whole(tmp_path: Path, database_u
         assert reading is not None
         expected.append(("t", unit, reading.cycle, sim.schedule.ts(k), *reading.settings, *reading.sensors))
     assert sorted(stored, key=lambda r: (r[3], r[1])) == sorted(expected, key=lambda r: (r[3], r[1]))
+
+
+def test_a_library_run_leaves_the_collector_as_it_found_it(tmp_path: Path, database_url: str) -> None:
+    """gc.freeze is process-wide: only the `simulate` command may do it (see cli.long_lived_heap)."""
+    frozen, enabled = gc.get_freeze_count(), gc.isenabled()
+    sim = Simulator(
+        config(tmp_path, pace=False, ticks=2, start=START), database_url, source=RecordingSource()
+    )
+    assert sim.run().written == 8
+    assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, enabled)
 
 
 def test_a_shard_streams_only_its_units(tmp_path: Path, database_url: str) -> None:

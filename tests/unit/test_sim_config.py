@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pytest
 
 from workloads.cli import build_parser
 from workloads.errors import DynolineError
-from workloads.simulator.cli import config_from_args
+from workloads.simulator.cli import config_from_args, long_lived_heap
 from workloads.simulator.config import SimulatorConfig, parse_shard
 
 
@@ -142,3 +143,18 @@ def test_invalid_line_file_is_named(tmp_path: Path) -> None:
         config_from_args(parse("--config", str(f)))
     with pytest.raises(DynolineError, match="cannot read"):
         config_from_args(parse("--config", str(tmp_path / "missing.yaml")))
+
+
+def test_the_simulate_command_freezes_the_heap_for_the_run_only() -> None:
+    gc.unfreeze()  # whatever froze before this test
+    objects = [object() for _ in range(10)]
+    with long_lived_heap():
+        assert gc.get_freeze_count() >= len(objects)
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_heap_is_unfrozen_when_the_run_fails() -> None:
+    gc.unfreeze()
+    with pytest.raises(DynolineError), long_lived_heap():
+        raise DynolineError("the run failed")
+    assert gc.get_freeze_count() == 0

@@ -64,6 +64,11 @@ class SimulatorMetrics:
         self.spool_bytes = gauge("spool_depth_bytes", "Bytes in the spool waiting for replay")
         self.quarantined = gauge("quarantined_units", "Units of this shard skipped because quarantined")
         self.database_up = gauge("database_up", "1 while the writer's last database operation succeeded")
+        self.spool_writable = gauge("spool_writable", "0 while appends to the spool fail (a full volume)")
+        self.spool_writable.set(1)
+        self.lost = counter(
+            "samples_lost_total", "Samples dropped on exit: the database was away and the spool unwritable"
+        )
 
 
 class LagBuckets(Collector):
