@@ -386,6 +386,39 @@ def test_backlog_growth_is_judged_against_one_second_of_production() -> None:
     assert spooling.summary(10_000)["grew"] is True
 
 
+def test_a_writer_that_drains_late_wrote_everything_but_did_not_keep_up() -> None:
+    stats = {
+        "elapsed_s": 33.0,  # 30 s of offer, 3 s of draining a backlog after the end
+        "generated": 300_000,
+        "written": 300_000,
+        "spooled": 0,
+        "write_errors": 0,
+        "batches": 1,
+        "queue_high_water": 1,
+        "queue_bound": 50_000,
+        "queue_blocked_s": 0.0,
+        "lag": {"count": 1, "p50_s": 0.8, "p99_s": 3.1, "max_s": 3.3},
+    }
+    r = stream_bench.summarise(
+        units=10_000,
+        rate_hz=1.0,
+        seconds=30.0,
+        stats=stats,
+        stored=300_000,
+        backlog=Backlog([(float(t), 0, 0, 0, 0) for t in range(30)]),
+        reader={"p99_ms": 50.0},
+        client_cpu_s=1.0,
+        server_cpu_s=1.0,
+        wall_s=33.0,
+        database="x",
+        info={},
+        memory={"peak_rss_mib": 100.0},
+    )
+    assert r["ratios"]["written_vs_offered"] == 1.0
+    assert r["ratios"]["written_rate_vs_offered_rate"] == pytest.approx(0.909, abs=0.001)
+    assert r["targets"]["throughput_met"] is False and r["targets"]["sustained"] is False
+
+
 def test_a_throttled_generator_cannot_hide_a_shortfall() -> None:
     """Backpressure keeps generated - written flat while the line falls behind its offer (the 100k run)."""
     offered, written_per_s = 100_000, 45_000
@@ -422,6 +455,7 @@ def test_a_throttled_generator_cannot_hide_a_shortfall() -> None:
     )
     t = r["targets"]
     assert r["ratios"]["written_vs_offered"] == pytest.approx(0.45)
+    assert r["ratios"]["written_rate_vs_offered_rate"] == pytest.approx(0.45)
     assert t["nothing_lost"] is True  # every generated row was written ...
     assert t["throughput_met"] is False and t["no_backlog_growth"] is False  # ... yet it did not keep up
     assert t["sustained"] is False and t["lag_p99_max_ms"] == 250.0

@@ -244,13 +244,16 @@ def summarise(
     # Judged on the whole run's offer, so a generator throttled by backpressure cannot hide a shortfall.
     offered_rows = round(offered * seconds)
     written_vs_offered = stats["written"] / offered_rows if offered_rows else None
+    # ... and on its pace: a writer that falls behind and drains after the end wrote everything, late
+    rate_vs_offered = stats["written"] / elapsed / offered if elapsed and offered else None
+    kept_up = min(written_vs_offered or 0.0, rate_vs_offered or 0.0)
     blocked = float(stats["queue_blocked_s"])
     peak_rss = memory["peak_rss_mib"]
     targets = {
         "lag_p99_max_ms": target_lag,
         "written_vs_offered_min": TARGET_WRITTEN_VS_OFFERED,
         "rss_max_mib": TARGET_RSS_MIB,
-        "throughput_met": written_vs_offered is not None and written_vs_offered >= TARGET_WRITTEN_VS_OFFERED,
+        "throughput_met": kept_up >= TARGET_WRITTEN_VS_OFFERED,
         "commit_lag_p99_met": commit_p99 is not None and commit_p99 <= target_lag,
         "queryable_lag_p99_met": reader.get("p99_ms") is not None and reader["p99_ms"] <= target_lag,
         "no_backlog_growth": not back["grew"],
@@ -322,6 +325,7 @@ def summarise(
         "memory": memory,
         "ratios": {
             "written_vs_offered": _r(written_vs_offered),
+            "written_rate_vs_offered_rate": _r(rate_vs_offered),
             "generated_vs_offered": _r(stats["generated"] / offered_rows if offered_rows else None),
             "commit_lag_p99_vs_target": _r(ratio(commit_p99, target_lag)),
             "queryable_lag_p99_vs_target": _r(ratio(reader.get("p99_ms"), target_lag)),
@@ -369,7 +373,8 @@ def render(r: Result) -> str:
         f" ({c['server_cores']} cores), {c['cpu_us_per_row']} µs per row (client {c['client_us_per_row']},"
         f" server {c['server_us_per_row']}), {c['share_of_machine']} of the machine;"
         f" simulator RSS peak {m['peak_rss_mib']} MiB",
-        f"targets: written ≥ {t['written_vs_offered_min']:g} of offered: {_met(t['throughput_met'])};"
+        f"targets: written ≥ {t['written_vs_offered_min']:g} of offered, at its pace"
+        f" ({r['ratios']['written_rate_vs_offered_rate']} of the offered rate): {_met(t['throughput_met'])};"
         f" lag p99 ≤ {t['lag_p99_max_ms']:g} ms: writer {_met(t['commit_lag_p99_met'])},"
         f" reader {_met(t['queryable_lag_p99_met'])}; no backlog growth: {_met(t['no_backlog_growth'])};"
         f" nothing lost: {'yes' if t['nothing_lost'] else 'NO'}; nothing spooled:"
