@@ -1,6 +1,6 @@
 """Percentiles with one meaning everywhere: the nearest rank, a value that was actually observed.
 
-The benchmarks, the simulator's lag histogram and `dynoline evaluate` all state percentiles; one
+The benchmarks, the simulator's lag histogram and the evaluation report state percentiles; one
 definition keeps "p99" the same thing in each of them. The q-quantile of n values is the value of
 rank ceil(q·n) in ascending order (the smallest value with at least a q share of the values at or
 below it), so a p99 of a handful of samples is their maximum, never an interpolation between two.

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from workloads.quantile import percentile
-from workloads.sentinel.evaluate import AlertSpan, score, summarise
+from workloads.sentinel.evaluate import AlertSpan, percentile, score, summarise
 from workloads.sentinel.lifecycle import Observation, Open, OpenAlert, Resolve, Update, decide
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
@@ -94,7 +93,7 @@ def test_scoring_false_alarms_detection_and_lead() -> None:
     assert s["per_rule"]["b"]["first_to_detect"] == 1
     report = summarise(lives, alerts, ["a", "b"], with_rul=False)
     assert report["detection_rate"] == round(2 / 3, 4) and report["missed_units"] == [3]
-    assert report["median_lead_cycles"] == 60  # nearest rank: the lower of two leads, an observed one
+    assert report["median_lead_cycles"] == 92.5
 
 
 def test_scoring_a_test_set_with_known_remaining_life() -> None:
@@ -108,8 +107,8 @@ def test_scoring_a_test_set_with_known_remaining_life() -> None:
     assert report["median_lead_cycles"] == 15  # unit 1 fails at cycle 110, alerted at 95
 
 
-def test_lead_percentiles_are_nearest_rank_like_every_other_percentile() -> None:
+def test_percentile_interpolates_between_ranks() -> None:
     assert percentile([], 0.5) is None
     assert percentile([10.0], 0.1) == 10.0
-    assert percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.0  # an observed lead, not 2.5
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
     assert percentile(list(map(float, range(11))), 0.1) == 1.0

@@ -20,6 +20,7 @@ Quarantine actions are recorded but the replay keeps writing the unit, so its wh
 
 from __future__ import annotations
 
+import math
 import secrets
 import tempfile
 import time
@@ -34,7 +35,6 @@ import psycopg
 from psycopg import sql
 
 from workloads.errors import DynolineError
-from workloads.quantile import percentile
 from workloads.sample import Reading
 from workloads.sentinel.engine import run_line
 from workloads.sentinel.rules import LoadedRule, load_rules
@@ -57,6 +57,16 @@ class AlertSpan:
     unit_id: int
     opened: int  # cycle of the first sample at which it held
     resolved: int | None  # cycle of the pass that resolved it
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def score(
