@@ -19,7 +19,13 @@ from workloads.simulator.runner import Simulator
 from workloads.simulator.spool import Spool
 from workloads.store.partitions import ensure_partitions
 from workloads.store.queries import latest_per_unit
-from workloads.store.writer import copy_rows, insert_rows_idempotent, newest_per_unit, upsert_latest
+from workloads.store.writer import (
+    copy_rows,
+    insert_rows_idempotent,
+    newest_per_unit,
+    prepare_session,
+    upsert_latest,
+)
 
 Conn = psycopg.Connection[tuple[object, ...]]
 T0 = EPOCH + timedelta(hours=23, minutes=59, seconds=58)  # batches straddle midnight: two partitions
@@ -179,9 +185,12 @@ def _already_exists_notices(conn: Conn) -> list[str]:
     return seen
 
 
-def test_staging_tables_are_created_once_per_connection(database_url: str) -> None:
+def test_a_prepared_session_sends_no_create_per_batch_and_a_reconnect_prepares_again(
+    database_url: str,
+) -> None:
     with psycopg.connect(database_url) as conn:
         ensure_partitions(conn, T0 - timedelta(days=1), T0 + timedelta(days=1))
+        prepare_session(conn)
         conn.commit()
         repeated = _already_exists_notices(conn)
         for s in range(3):
@@ -192,10 +201,12 @@ def test_staging_tables_are_created_once_per_connection(database_url: str) -> No
             insert_rows_idempotent(conn, rows)  # the replay path's staging table, also once
             upsert_latest(conn, rows)
             conn.commit()
-        assert repeated == []  # before: one notice per batch and path
+        assert repeated == []  # before: one "already exists" notice per batch and path
         assert latest(conn) == distinct_on(conn)
-    # a reconnect is a new session without the temporary tables: it creates its own
+    # a reconnect is a new session without the temporary tables: prepared again, it works the same
     with psycopg.connect(database_url) as conn:
+        prepare_session(conn)
+        conn.commit()
         rows = batch("a", range(4), range(3, 4))
         insert_rows_idempotent(conn, rows)
         upsert_latest(conn, rows)
@@ -203,20 +214,20 @@ def test_staging_tables_are_created_once_per_connection(database_url: str) -> No
         assert latest(conn) == distinct_on(conn) == {("a", u): sample("a", u, 3) for u in range(4)}
 
 
-def test_a_rolled_back_creation_fails_one_batch_and_the_retry_heals(database_url: str) -> None:
-    with psycopg.connect(database_url) as conn:
-        ensure_partitions(conn, T0 - timedelta(days=1), T0 + timedelta(days=1))
-        conn.commit()
-        first = batch("a", range(2), range(0, 1))
-        copy_rows(conn, first)
-        upsert_latest(conn, first)  # creates the staging table in this transaction ...
-        conn.rollback()  # ... which the caller then abandons (e.g. its COMMIT was refused)
-        second = batch("a", range(2), range(1, 2))
-        copy_rows(conn, second)
-        with pytest.raises(psycopg.errors.UndefinedTable):
-            upsert_latest(conn, second)
-        conn.rollback()
-        insert_rows_idempotent(conn, second)  # the runner's retry of a rejected batch
-        upsert_latest(conn, second)
-        conn.commit()
-        assert latest(conn) == distinct_on(conn) == {("a", u): sample("a", u, 1) for u in range(2)}
+def test_rolled_back_batches_leave_the_staging_tables_usable(database_url: str) -> None:
+    with psycopg.connect(database_url) as prepared, psycopg.connect(database_url) as one_off:
+        ensure_partitions(prepared, T0 - timedelta(days=1), T0 + timedelta(days=1))
+        prepared.commit()
+        prepare_session(prepared)
+        prepared.commit()
+        for conn in (prepared, one_off):  # prepared: committed tables; one-off: created per call
+            for s in (0, 1):
+                rows = batch("a", range(2), range(s, s + 1))
+                copy_rows(conn, rows)
+                upsert_latest(conn, rows)  # one-off: creates the staging table in this transaction ...
+                conn.rollback()  # ... which the caller abandons (force_rollback, a refused COMMIT)
+            rows = batch("a", range(2), range(2, 3))
+            insert_rows_idempotent(conn, rows)
+            upsert_latest(conn, rows)
+            conn.commit()
+        assert latest(prepared) == distinct_on(prepared) == {("a", u): sample("a", u, 2) for u in range(2)}

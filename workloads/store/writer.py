@@ -7,19 +7,18 @@ and inserts them with ON CONFLICT DO NOTHING, so rows that did make it are skipp
 same transaction as either path, so the latest table never disagrees with telemetry.
 None of these functions commits: the caller owns the transaction (and decides what a failure means).
 
-The two staging tables are temporary, so they live as long as the session: each is created the first
-time a connection needs it and remembered for that connection object (`_created`), so the hot path
-sends no `CREATE … IF NOT EXISTS` per batch. A reconnect is a new connection, which creates its own.
-If the transaction that created one is rolled back after the call returned, the next use on that
-connection fails once (the table is gone with the rollback); any error inside these functions drops
-the connection's marks, so the caller's retry creates the tables again.
+The two staging tables are temporary, so they live as long as the session. `prepare_session` creates
+them once on a new connection (the caller commits right after; the simulator's delivery does on every
+connect and reconnect) and marks that connection, so its batches send no `CREATE … IF NOT EXISTS`.
+A table whose creation committed survives later rollbacks, so the mark stays true for the session.
+On a connection that was never prepared, each call creates the table if needed, as a one-off caller
+(a benchmark, a test) expects.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 
 import psycopg
 from psycopg import sql
@@ -74,22 +73,25 @@ _MERGE_LATEST = sql.SQL(
 _TS = TELEMETRY_COLUMNS.index("ts")
 
 
-# Staging tables created per connection object; weak, so a closed connection takes its marks along.
-_created: weakref.WeakKeyDictionary[Conn, set[str]] = weakref.WeakKeyDictionary()
+# Connections whose staging tables exist and are committed (`prepare_session`); weak, so a closed
+# connection leaves, and a reconnect, a new connection object, starts unprepared.
+_prepared: weakref.WeakSet[Conn] = weakref.WeakSet()
 
 
-@contextmanager
-def _staging(conn: Conn, table: str, create: sql.Composed) -> Iterator[None]:
-    """Create `table` on this connection unless already done; forget every mark if the body fails."""
-    made = _created.setdefault(conn, set())
-    try:
-        if table not in made:
-            conn.execute(create)
-            made.add(table)
-        yield
-    except BaseException:
-        made.clear()  # the caller rolls back, which may take a creation with it: create again next time
-        raise
+def prepare_session(conn: Conn) -> None:
+    """Create this session's staging tables; commit right after, then its batches skip the CREATE.
+
+    Call it on a connection with no work of its own in the transaction: the mark is set here, and it
+    is only true once this transaction commits (a failed commit leaves a connection to be closed).
+    """
+    conn.execute(_CREATE_STAGE)
+    conn.execute(_CREATE_LATEST_STAGE)
+    _prepared.add(conn)
+
+
+def _ensure(conn: Conn, create: sql.Composed) -> None:
+    if conn not in _prepared:
+        conn.execute(create)
 
 
 def _copy(conn: Conn, statement: sql.Composed, rows: Iterable[Row]) -> int:
@@ -116,12 +118,12 @@ def insert_rows_idempotent(conn: Conn, rows: Iterable[Row]) -> int:
     The staging table lives as long as the session and is truncated after each use (a temporary table
     is never autovacuumed, so DELETE would leave it bloated).
     """
-    with _staging(conn, STAGE_TABLE, _CREATE_STAGE):
-        _copy(conn, _COPY_STAGE, rows)
-        with conn.cursor() as cur:
-            cur.execute(_MERGE_STAGE)
-            inserted = cur.rowcount
-            cur.execute(_TRUNCATE_STAGE)
+    _ensure(conn, _CREATE_STAGE)
+    _copy(conn, _COPY_STAGE, rows)
+    with conn.cursor() as cur:
+        cur.execute(_MERGE_STAGE)
+        inserted = cur.rowcount
+        cur.execute(_TRUNCATE_STAGE)
     return max(inserted, 0)
 
 
@@ -147,7 +149,7 @@ def upsert_latest(conn: Conn, rows: Iterable[Row]) -> int:
     latest = newest_per_unit(rows)
     if not latest:
         return 0
-    with _staging(conn, LATEST_STAGE_TABLE, _CREATE_LATEST_STAGE):
-        _copy(conn, _COPY_LATEST_STAGE, latest)
-        conn.execute(_MERGE_LATEST)
+    _ensure(conn, _CREATE_LATEST_STAGE)
+    _copy(conn, _COPY_LATEST_STAGE, latest)
+    conn.execute(_MERGE_LATEST)
     return len(latest)
