@@ -461,3 +461,48 @@ def test_a_throttled_generator_cannot_hide_a_shortfall() -> None:
     assert t["sustained"] is False and t["lag_p99_max_ms"] == 250.0
     assert r["backlog"]["queue_blocked_share"] == pytest.approx(0.85)
     assert r["cpu"]["cpu_us_per_row"] == pytest.approx(60 / 2_700_000 * 1e6, abs=0.1)
+
+
+def test_stream_in_two_shards_writes_every_unit_once(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    r = run_json(
+        capsys,
+        "stream",
+        "--database-url",
+        database_url,
+        "--units",
+        "30",
+        "--rate",
+        "5",
+        "--seconds",
+        "4",
+        "--shards",
+        "2",
+    )
+    assert r["shards"] == 2
+    assert r["generated"] > 0 and r["generated"] == r["written"] == r["stored"]
+    assert r["lag_commit"]["count"] == r["written"]
+    assert r["spooled"] == 0 and r["write_errors"] == 0
+
+
+def test_shard_stats_combine_counts_and_bound_percentiles_from_above() -> None:
+    def shard(written: int, p99: float, blocked: float) -> dict[str, Any]:
+        return {
+            "elapsed_s": 10.0 + p99,
+            "generated": written,
+            "written": written,
+            "spooled": 0,
+            "write_errors": 0,
+            "batches": 3,
+            "queue_high_water": 5,
+            "queue_bound": 50,
+            "queue_blocked_s": blocked,
+            "lag": {"count": written, "p50_s": p99 / 2, "p99_s": p99, "max_s": p99 * 2},
+        }
+
+    both = stream_bench.combine([shard(100, 0.2, 1.0), shard(300, 0.1, 4.0)])
+    assert both["written"] == 400 and both["batches"] == 6 and both["queue_bound"] == 100
+    assert both["lag"]["count"] == 400 and both["lag"]["p99_s"] == 0.2 and both["lag"]["max_s"] == 0.4
+    assert both["queue_blocked_s"] == 4.0 and both["elapsed_s"] == 10.2
+    assert stream_bench.combine([shard(7, 0.1, 0.0)])["written"] == 7

@@ -62,6 +62,13 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--units", type=int, default=10_000, help="units streaming (default 10000)")
     p.add_argument("--rate", type=float, default=1.0, help="samples per unit per second (default 1)")
     p.add_argument("--seconds", type=float, default=60.0, help="how long to stream (default 60)")
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="simulator shards splitting the units, each with its own writer connection, in this process"
+        " (default 1)",
+    )
     p.set_defaults(handler=run_command)
 
 
@@ -72,7 +79,11 @@ def run_command(args: argparse.Namespace) -> int:
         raise DynolineError(f"--rate must be a positive number of Hz, got {args.rate}")
     if not (math.isfinite(args.seconds) and args.seconds > 0):
         raise DynolineError(f"--seconds must be a positive number, got {args.seconds}")
-    result = run(args.database_url, args.units, args.rate, args.seconds)
+    if not 1 <= args.shards <= 16:
+        raise DynolineError(f"--shards must be between 1 and 16, got {args.shards}")
+    if args.shards > args.units:
+        raise DynolineError(f"--shards {args.shards} must not exceed --units {args.units}")
+    result = run(args.database_url, args.units, args.rate, args.seconds, args.shards)
     emit(result, args.json, render)
     return 0
 
@@ -132,60 +143,108 @@ def lag_target_ms(units: int) -> float:
     return TARGET_LAG_P99_MS if units <= LARGE_UNITS else TARGET_LAG_P99_LARGE_MS
 
 
-def run(url: str | None, units: int, rate_hz: float, seconds: float) -> Result:
+def combine(shards: list[Result]) -> Result:
+    """The run's stats from its shards' `RunStats.as_dict()`: counts added, times and percentiles the max.
+
+    Each shard's p50 and p99 hold for its own rows, so their max bounds the combined percentile from
+    above (each shard has at most 1% of its rows above its p99, hence above the max); it is reported as
+    that bound, never as the combined figure itself.
+    """
+    if len(shards) == 1:
+        return shards[0]
+
+    def most(values: list[Any]) -> Any:
+        present = [v for v in values if v is not None]
+        return max(present) if present else None
+
+    lags = [s["lag"] for s in shards]
+    added = ("generated", "written", "spooled", "write_errors", "batches", "queue_high_water", "queue_bound")
+    return {
+        **{k: sum(s[k] for s in shards) for k in added},
+        "elapsed_s": most([s["elapsed_s"] for s in shards]),
+        "queue_blocked_s": most([s["queue_blocked_s"] for s in shards]),  # the most blocked shard
+        "lag": {
+            "count": sum(int(lag.get("count") or 0) for lag in lags),
+            "p50_s": most([lag.get("p50_s") for lag in lags]),
+            "p99_s": most([lag.get("p99_s") for lag in lags]),
+            "max_s": most([lag.get("max_s") for lag in lags]),
+            "percentiles": "the largest shard's, an upper bound of the combined percentile",
+        },
+    }
+
+
+def run(url: str | None, units: int, rate_hz: float, seconds: float, shards: int = 1) -> Result:
     from workloads.simulator.config import SimulatorConfig
     from workloads.simulator.runner import Simulator
 
     with bench_database(url, SCHEMA) as db, connect(db.url, autocommit=True) as conn:
         info = machine(conn)
-        config = SimulatorConfig(
-            line=LINE,
-            units=units,
-            rate_hz=rate_hz,
-            duration=seconds,
-            metrics_port=0,
-            spool=db.workdir / "spool",
-        )
-        sim = Simulator(config, db.url)
-        done = threading.Event()
-        outcome: dict[str, Any] = {}
+        sims = [
+            Simulator(
+                SimulatorConfig(
+                    line=LINE,
+                    units=units,
+                    rate_hz=rate_hz,
+                    duration=seconds,
+                    metrics_port=0,
+                    spool=db.workdir / f"spool-{shard}",
+                    shard=shard,
+                    shards=shards,
+                ),
+                db.url,
+            )
+            for shard in range(shards)
+        ]
+        outcome: dict[int, Any] = {}
+        errors: list[BaseException] = []
 
-        def stream() -> None:
+        def stream(i: int) -> None:
             try:
-                outcome["stats"] = sim.run()
+                outcome[i] = sims[i].run()
             except BaseException as exc:
-                outcome["error"] = exc
-            finally:
-                done.set()
+                errors.append(exc)
 
         cpu = ServerCpu(conn)
         own0 = own_cpu()
         began = time.monotonic()
-        streamer = threading.Thread(target=stream, name="bench-stream", daemon=True)
+        streamers = [
+            threading.Thread(target=stream, args=(i,), name=f"bench-stream-{i}", daemon=True)
+            for i in range(shards)
+        ]
         reader = Reader(db.url, seconds)
-        streamer.start()
-        while not done.wait(0.01):
-            if sim.progress().generated:  # the schedule is fixed once the first rows are out
-                reader.start(sim.schedule)
+        for t in streamers:
+            t.start()
+
+        def done() -> bool:
+            return not any(t.is_alive() for t in streamers)
+
+        while not done():
+            if sims[0].progress().generated:  # the schedule is fixed once the first rows are out
+                reader.start(sims[0].schedule)  # the reader watches shard 0's samples
                 break
+            time.sleep(0.01)
         backlog = Backlog()
         offered_per_s = units * rate_hz
         rss_before = rss_mib()
-        while not done.wait(SAMPLE_EVERY):
-            p = sim.progress()
-            if p.elapsed_s > 0:
-                offered_by_now = min(round(offered_per_s * p.elapsed_s), round(offered_per_s * seconds))
+        while not done():
+            time.sleep(SAMPLE_EVERY)
+            ps = [sim.progress() for sim in sims]
+            elapsed = max(p.elapsed_s for p in ps)
+            if elapsed > 0:
+                written = sum(p.written for p in ps)
+                offered_by_now = min(round(offered_per_s * elapsed), round(offered_per_s * seconds))
                 backlog.samples.append(
                     (
-                        p.elapsed_s,
-                        p.generated - p.written,
-                        p.queue_rows,
-                        p.spool_rows,
-                        max(0, offered_by_now - p.written),
+                        elapsed,
+                        sum(p.generated for p in ps) - written,
+                        sum(p.queue_rows for p in ps),
+                        sum(p.spool_rows for p in ps),
+                        max(0, offered_by_now - written),
                     )
                 )
             cpu.sample()
-        streamer.join()
+        for t in streamers:
+            t.join()
         probes = reader.join()
         wall = time.monotonic() - began
         own = own_cpu() - own0
@@ -195,16 +254,16 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float) -> Result:
             "peak_rss_mib": round(peak_rss_mib(), 1),
             "what": "the benchmark's process, which runs the simulator (the reader is a process of its own)",
         }
-        if "error" in outcome:
-            raise outcome["error"]
-        stats = outcome["stats"]
+        if errors:
+            raise errors[0]
+        stats = combine([outcome[i].as_dict() for i in range(shards)])
         stored = conn.execute("SELECT count(*) FROM telemetry WHERE line = %s", (LINE,)).fetchone()
         database = db.describe()
-    return summarise(
+    result = summarise(
         units=units,
         rate_hz=rate_hz,
         seconds=seconds,
-        stats=stats.as_dict(),
+        stats=stats,
         stored=int(str(stored[0])) if stored else 0,
         backlog=backlog,
         reader=probes.summary(),
@@ -215,6 +274,8 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float) -> Result:
         info=info,
         memory=memory,
     )
+    result["shards"] = shards
+    return result
 
 
 def summarise(
@@ -356,7 +417,7 @@ def render(r: Result) -> str:
     ]
     lines = [
         f"dynoline bench stream: {r['units']:,} units x {r['rate_hz']:g} Hz for {r['seconds']:g} s"
-        f" into {r['database']}",
+        f" in {r.get('shards', 1)} shard(s) into {r['database']}",
         f"offered {r['offered_rows_per_s']:,.0f} rows/s ({r['offered_rows']:,} rows); generated"
         f" {r['generated']:,}, written {r['written']:,}, stored {r['stored']:,}"
         f" ({r['written_rows_per_s']:,} rows/s, {r['ratios']['written_vs_offered']} of offered);"
