@@ -16,7 +16,7 @@ import pytest
 
 from tests.store.epoch import EPOCH
 from workloads.bench import query as query_bench
-from workloads.bench import stream as stream_bench
+from workloads.bench import stream_report as stream_bench
 from workloads.bench.harness import with_search_path
 from workloads.bench.latest_baselines import (
     LATEST_PER_UNIT_NAIVE,
@@ -24,7 +24,7 @@ from workloads.bench.latest_baselines import (
     LATEST_PER_UNIT_UNHINTED,
     params,
 )
-from workloads.bench.stream import Backlog
+from workloads.bench.stream_report import Backlog
 from workloads.cli import main
 from workloads.store.embedded import EmbeddedPostgres
 from workloads.store.partitions import ensure_partitions
