@@ -21,6 +21,7 @@ from workloads.store.cli import add_database_argument
 from workloads.store.connection import connect
 from workloads.store.embedded import EmbeddedPostgres
 from workloads.store.migrate import migrate
+from workloads.store.rows import one
 
 if TYPE_CHECKING:
     from workloads.simulator.runner import Progress, RunStats
@@ -120,8 +121,7 @@ def _stream(config: SimulatorConfig, url: str) -> int:
     if applied:
         print(f"migrated: {', '.join(f'{m.version:04d}_{m.name}' for m in applied)}", file=sys.stderr)
     with connect(url) as conn:
-        row = conn.execute("SELECT count(*) FROM telemetry WHERE line = %s", (config.line,)).fetchone()
-    baseline = int(str(row[0])) if row else 0
+        baseline = one(conn, int, "SELECT count(*) FROM telemetry WHERE line = %s", (config.line,)) or 0
     print(
         f"streaming line {config.line!r}: {config.units} units at {config.rate_hz:g} Hz"
         f" from {config.source.type} ({dsn.describe(url)}); Ctrl-C stops",

@@ -25,7 +25,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,8 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+
+from tests import waiting
 
 E2E_DIR = Path(__file__).resolve().parent
 REPO = E2E_DIR.parents[1]
@@ -287,15 +288,17 @@ class Database:
 def wait_for(
     what: str, probe: Callable[[], tuple[bool, T]], timeout: float, interval: float = POLL_SECONDS
 ) -> T:
-    """Poll `probe` until it reports done; on the deadline fail with what it saw last."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, seen = probe()
-        if done:
-            return seen
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {seen!r}")
-        time.sleep(interval)
+    """`tests.waiting.wait_for` for probes that report (done, what they saw): returns the sighting, and
+    a timeout names the last one."""
+    seen: list[T] = []
+
+    def done() -> bool:
+        ok, sighting = probe()
+        seen[:] = [sighting]
+        return ok
+
+    waiting.wait_for(what, done, timeout, interval, last_seen=lambda: seen[0] if seen else None)
+    return seen[0]
 
 
 def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:

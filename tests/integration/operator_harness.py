@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import psutil
 import pytest
 
+from tests import waiting
 from tests.envtest.controlplane import ControlPlane, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,23 +37,9 @@ SIMULATOR = "app.kubernetes.io/component=simulator"
 T = TypeVar("T")
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25) -> T:
-    """Poll until `probe` returns something truthy; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            result = probe()
-        except Exception as exc:  # a probe may race a deletion; keep polling
-            result, last = None, exc
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"timed out after {timeout:.0f}s waiting for {what}"
-                + (f" (last error: {last})" if last else "")
-            )
-        time.sleep(interval)
+def wait_for(what: str, probe: Callable[[], T], timeout: float = 60.0, interval: float = 0.25) -> T:
+    """`tests.waiting.wait_for`, a probe's error meaning "not yet": probes race the operator's deletions."""
+    return waiting.wait_for(what, probe, timeout, interval, retry_on=(Exception,))
 
 
 def get(cp: ControlPlane, kind: str, namespace: str, name: str) -> dict[str, Any] | None:

@@ -8,19 +8,16 @@ it). There is no kubelet or scheduler, so pods are created but never run.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from tests.envtest import ControlPlane
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
 
 
 class HasMetadata(Protocol):
@@ -31,18 +28,6 @@ class HasMetadata(Protocol):
 
 
 LABELS = {"app": "smoke"}
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.5) -> T:
-    """Poll until ``probe`` returns a truthy value; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def meta(obj: HasMetadata) -> k8s.V1ObjectMeta:

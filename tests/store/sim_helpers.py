@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from datetime import datetime
 
 import psycopg
 
 from workloads.sample import Reading
 from workloads.simulator.runner import RunStats, Simulator
+from workloads.store.rows import every
 
 
 class RecordingSource:
@@ -37,18 +36,11 @@ def expected_keys(sim: Simulator, source: RecordingSource) -> set[tuple[int, int
 
 
 def stored_keys(url: str, line: str) -> list[tuple[int, int, datetime]]:
+    def key(unit: int, cycle: int, ts: datetime) -> tuple[int, int, datetime]:
+        return unit, cycle, ts
+
     with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT unit_id, cycle, ts FROM telemetry WHERE line = %s", (line,)).fetchall()
-    return [(int(str(u)), int(str(c)), ts) for u, c, ts in rows]  # type: ignore[misc]
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    """Liveness wait (not a timing assertion): fails only if nothing happens for a very long time."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+        return every(conn, key, "SELECT unit_id, cycle, ts FROM telemetry WHERE line = %s", (line,))
 
 
 class Background:

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.store.sim_helpers import wait_for
+from tests.waiting import wait_for
 from workloads.cli import main
 
 
@@ -54,7 +54,7 @@ def test_demo_runs_its_own_postgres_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         )
         try:
             wait_for(
-                lambda: "samples/s" in out.read_text() or proc.poll() is not None, "progress", timeout=120
+                "progress", lambda: "samples/s" in out.read_text() or proc.poll() is not None, timeout=120
             )
             assert proc.poll() is None
             proc.send_signal(signal.SIGINT)

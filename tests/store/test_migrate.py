@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from psycopg.pq import TransactionStatus
 
 from workloads.cli import main
 from workloads.store.migrate import available, current_version, migrate
@@ -79,6 +80,21 @@ def test_retention_measures_from_the_database_clock_by_default(database_url: str
     # a month old is past 7 days, yesterday is not, whatever the client clock or the day the test runs
     assert dropped == [day_partition(old[0]), day_partition(old[1])]
     assert remaining == [day_partition(recent[0] + timedelta(days=d)) for d in range(3)]
+
+
+def test_partition_upkeep_leaves_the_transaction_to_its_caller(database_url: str, epoch: datetime) -> None:
+    days = [epoch + timedelta(days=d, hours=12) for d in range(-10, 1)]
+    with psycopg.connect(database_url) as conn:
+        assert ensure_partitions(conn, days[0], days[-1]) == 11
+        assert conn.info.transaction_status == TransactionStatus.INTRANS
+        conn.rollback()
+        assert partitions(conn) == []  # never committed behind the caller's back
+        ensure_partitions(conn, days[0], days[-1])
+        conn.commit()
+        assert drop_expired(conn, timedelta(days=3), now=days[-1]) == [day_partition(d) for d in days[:7]]
+        assert conn.info.transaction_status == TransactionStatus.INTRANS
+        conn.rollback()
+        assert partitions(conn) == [day_partition(d) for d in days]
 
 
 def test_cli_migrate_prints_json(empty_database_url: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.store.sim_helpers import Background, RecordingSource, expected_keys, stored_keys, wait_for
+from tests.store.sim_helpers import Background, RecordingSource, expected_keys, stored_keys
+from tests.waiting import wait_for
 from workloads.simulator.config import SimulatorConfig
 from workloads.simulator.runner import Simulator
 from workloads.simulator.spool import Spool
@@ -34,18 +35,18 @@ def test_outage_loses_nothing_and_duplicates_nothing(
     sim = Simulator(cfg, database_url, source=source)
     run = Background(sim)
     try:
-        wait_for(lambda: sim.stats().written >= 400, "streaming before the outage")
+        wait_for("streaming before the outage", lambda: sim.stats().written >= 400)
         pg_server.stop()
         down_since = time.monotonic()
-        wait_for(lambda: sim.stats().spooled >= 400, "batches to be spooled during the outage")
+        wait_for("batches to be spooled during the outage", lambda: sim.stats().spooled >= 400)
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_since)))
         during = sim.stats()
         assert during.write_errors >= 1 and during.spool_rows > 0
         pg_server.start()
         # back: the spool drains in order and direct COPY resumes
-        wait_for(lambda: sim.stats().replayed >= during.spooled, "the spool to be replayed", timeout=120)
+        wait_for("the spool to be replayed", lambda: sim.stats().replayed >= during.spooled, timeout=120)
         written = sim.stats().written
-        wait_for(lambda: sim.stats().written >= written + 400, "streaming after the outage", timeout=120)
+        wait_for("streaming after the outage", lambda: sim.stats().written >= written + 400, timeout=120)
     finally:
         pg_server.start()
         stats = run.stop()
@@ -74,10 +75,10 @@ def test_a_killed_simulator_leaves_a_spool_the_next_one_replays(
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_for(lambda: len(stored_keys(database_url, "crash")) >= 100, "streaming before the outage")
+        wait_for("streaming before the outage", lambda: len(stored_keys(database_url, "crash")) >= 100)
         before = set(stored_keys(database_url, "crash"))
         pg_server.stop()
-        wait_for(lambda: spool.exists() and spool.stat().st_size > 20_000, "batches to be spooled")
+        wait_for("batches to be spooled", lambda: spool.exists() and spool.stat().st_size > 20_000)
         proc.kill()  # SIGKILL: no flush, no goodbye
         proc.wait(timeout=60)
     finally:
@@ -87,7 +88,7 @@ def test_a_killed_simulator_leaves_a_spool_the_next_one_replays(
 
     with Spool(spool) as s:
         _, rows = s.peek(max_rows=10**9)
-    spooled = Counter((int(str(r[1])), int(str(r[2])), r[3]) for r in rows)
+    spooled = Counter((r[1], r[2], r[3]) for r in rows)
     assert spooled and max(spooled.values()) == 1
     assert not set(spooled) & before  # spooled while the database was down, so never stored
 
@@ -135,11 +136,11 @@ def test_sigterm_ends_a_simulator_that_can_neither_store_nor_spool(
         text=True,
     )  # fmt: skip
     try:
-        wait_for(lambda: len(stored_keys(database_url, "full")) >= 30 or proc.poll() is not None, "rows")
+        wait_for("rows", lambda: len(stored_keys(database_url, "full")) >= 30 or proc.poll() is not None)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         assert httpx.get(readyz).status_code == 200
         pg_server.stop()
-        wait_for(lambda: httpx.get(readyz).status_code == 503, "/readyz to fail")
+        wait_for("/readyz to fail", lambda: httpx.get(readyz).status_code == 503)
         ready = httpx.get(readyz).text.strip()
         scrape = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         proc.send_signal(signal.SIGTERM)

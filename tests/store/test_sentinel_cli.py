@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from tests.store.sentinel_series import at, fingerprint, write
-from tests.store.sim_helpers import wait_for
+from tests.waiting import wait_for
 from workloads.cli import main
 from workloads.store.embedded import EmbeddedPostgres, free_port
 
@@ -221,7 +221,7 @@ def test_watch_serves_metrics_while_it_runs_and_stops_on_sigterm(database_url: s
         return 'dynoline_sentinel_runs_total{result="success"} 2.0' in text
 
     try:
-        wait_for(scraped, "watch to serve the metrics of two passes")
+        wait_for("watch to serve the metrics of two passes", scraped)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)

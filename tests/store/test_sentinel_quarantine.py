@@ -9,12 +9,14 @@ import psycopg
 import pytest
 
 from tests.store.sentinel_series import alerts, rules, run, write
-from tests.store.sim_helpers import Background, stored_keys, wait_for
+from tests.store.sim_helpers import Background, stored_keys
+from tests.waiting import wait_for
 from workloads.cli import main
 from workloads.sample import Reading
 from workloads.sentinel.runner import run_once
 from workloads.simulator.config import SimulatorConfig
 from workloads.simulator.runner import Simulator
+from workloads.store.rows import every
 
 QUARANTINE = """
 - name: t50-runaway
@@ -25,11 +27,20 @@ QUARANTINE = """
 
 
 def quarantined(url: str, line: str) -> dict[int, tuple[bool, str | None, str | None]]:
+    def state(
+        unit: int, q: bool, reason: str | None, by: str | None
+    ) -> tuple[int, tuple[bool, str | None, str | None]]:
+        return unit, (q, reason, by)
+
     with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT unit_id, quarantined, reason, quarantined_by FROM unit_state WHERE line = %s", (line,)
-        ).fetchall()
-    return {int(str(u)): (bool(q), r, b) for u, q, r, b in rows}  # type: ignore[misc]
+        return dict(
+            every(
+                conn,
+                state,
+                "SELECT unit_id, quarantined, reason, quarantined_by FROM unit_state WHERE line = %s",
+                (line,),
+            )
+        )
 
 
 def test_a_quarantine_rule_flags_the_unit_once_and_release_lifts_it(
@@ -79,10 +90,10 @@ def test_the_simulator_stops_a_quarantined_unit_within_a_tick_and_resumes_on_rel
             summary = run_once(database_url, loaded, grace=timedelta(0), backfill=None)
             return 1 in summary.lines["line-q"].quarantined
 
-        wait_for(sentinel_quarantined, "the sentinel to quarantine unit 1")
+        wait_for("the sentinel to quarantine unit 1", sentinel_quarantined)
         quarantined_at = datetime.now(UTC)
         wait_for(
-            lambda: (latest(0) or quarantined_at) > quarantined_at + 5 * tick, "other units to stream on"
+            "other units to stream on", lambda: (latest(0) or quarantined_at) > quarantined_at + 5 * tick
         )
         last_of_1 = latest(1)
         assert last_of_1 is not None and last_of_1 <= quarantined_at + tick
@@ -90,7 +101,7 @@ def test_the_simulator_stops_a_quarantined_unit_within_a_tick_and_resumes_on_rel
             main(["unit", "release", "--line", "line-q", "--unit", "1", "--database-url", database_url]) == 0
         )
         released_at = datetime.now(UTC)
-        wait_for(lambda: (latest(1) or released_at) > released_at, "unit 1 to resume")
+        wait_for("unit 1 to resume", lambda: (latest(1) or released_at) > released_at)
     finally:
         stats = background.stop()
     assert stats.skipped_quarantined > 0

@@ -17,7 +17,8 @@ import pytest
 from psycopg import sql
 
 from tests.store.epoch import EPOCH
-from tests.store.sim_helpers import Background, RecordingSource, expected_keys, stored_keys, wait_for
+from tests.store.sim_helpers import Background, RecordingSource, expected_keys, stored_keys
+from tests.waiting import wait_for
 from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.cli import main
 from workloads.simulator.config import SimulatorConfig
@@ -124,7 +125,7 @@ def test_paced_run_with_metrics_and_health(tmp_path: Path, database_url: str) ->
         config(tmp_path, units=3, rate_hz=20.0, metrics_port=port), database_url, source=RecordingSource()
     )
     run = Background(sim)
-    wait_for(lambda: sim.stats().written >= 30, "rows to be written")
+    wait_for("rows to be written", lambda: sim.stats().written >= 30)
     base = f"http://127.0.0.1:{port}"
     assert httpx.get(f"{base}/healthz").status_code == 200
     ready = httpx.get(f"{base}/readyz")
@@ -170,12 +171,12 @@ def test_quarantine_stops_a_unit_within_one_tick_and_release_resumes(
         stamps = [ts for u, _, ts in stored_keys(database_url, "t") if u == unit]
         return max(stamps) if stamps else None
 
-    wait_for(lambda: latest(1) is not None, "unit 1 to stream")
+    wait_for("unit 1 to stream", lambda: latest(1) is not None)
     with psycopg.connect(database_url) as conn:
         quarantine(conn, "t", 1, "test", by="test")
         conn.commit()
     quarantined_at = datetime.now(UTC)
-    wait_for(lambda: (latest(0) or quarantined_at) > quarantined_at + 5 * tick, "other units to stream on")
+    wait_for("other units to stream on", lambda: (latest(0) or quarantined_at) > quarantined_at + 5 * tick)
     last_of_1 = latest(1)
     assert last_of_1 is not None and last_of_1 <= quarantined_at + tick
     assert sim.progress().quarantined == 1
@@ -184,7 +185,7 @@ def test_quarantine_stops_a_unit_within_one_tick_and_release_resumes(
         release(conn, "t", 1)
         conn.commit()
     released_at = datetime.now(UTC)
-    wait_for(lambda: (latest(1) or released_at) > released_at, "unit 1 to resume")
+    wait_for("unit 1 to resume", lambda: (latest(1) or released_at) > released_at)
     stats = run.stop()
     assert stats.skipped_quarantined > 0
     assert stats.written == stats.generated
@@ -218,7 +219,7 @@ def test_sigterm_flushes_and_exits_zero(tmp_path: Path, database_url: str) -> No
         text=True,
     )  # fmt: skip
     try:
-        wait_for(lambda: len(stored_keys(database_url, "sig")) >= 30 or proc.poll() is not None, "rows")
+        wait_for("rows", lambda: len(stored_keys(database_url, "sig")) >= 30 or proc.poll() is not None)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)

@@ -29,6 +29,7 @@ def rows(line: str, units: range, ticks: range) -> list[tuple[object, ...]]:
 def conn(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     with psycopg.connect(database_url) as c:
         ensure_partitions(c, T0 - timedelta(days=1), T0 + timedelta(days=1))
+        c.commit()
         yield c
 
 

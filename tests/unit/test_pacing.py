@@ -5,7 +5,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from workloads.simulator.pacing import Schedule, backfill_start_us, from_micros, shard_units, to_micros
+from workloads.simulator.pacing import (
+    Schedule,
+    backfill_start_us,
+    from_micros,
+    horizon_index,
+    run_start_us,
+    shard_units,
+    to_micros,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -71,3 +79,16 @@ def test_stamps_are_the_timestamps_of_a_range(units: int, rate: float) -> None:
     s = Schedule(tuple(range(units)), rate, 1_780_000_000_123_457)
     for k0, k1 in [(0, 2500), (12_345, 14_999), (units - 1, units + 1), (5, 5)]:
         assert s.stamps(k0, k1) == [s.ts(k) for k in range(k0, k1)]
+
+
+def test_a_run_starts_where_asked_else_ends_a_backfill_now_else_now() -> None:
+    now = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    asked = datetime(2030, 1, 1, tzinfo=UTC)
+    assert run_start_us(asked, False, 10, 2.0, now) == to_micros(asked)
+    assert run_start_us(None, False, 10, 2.0, now) == to_micros(now) - 5_000_000
+    assert run_start_us(None, True, 10, 2.0, now) == to_micros(now)
+
+
+def test_partitions_are_made_for_the_whole_run_or_a_day_ahead() -> None:
+    assert horizon_index(units=3, rate_hz=2.0, ticks=10) == 29
+    assert horizon_index(units=3, rate_hz=2.0, ticks=None) == 86_400 * 2 * 3

@@ -43,6 +43,7 @@ from workloads.sources.cmapss import load, load_rul
 from workloads.store.connection import connect
 from workloads.store.migrate import migrate
 from workloads.store.partitions import ensure_partitions
+from workloads.store.rows import every
 from workloads.store.writer import copy_rows
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -187,14 +188,16 @@ def replay(
             backfill=None,
         )
         passes += 1
-    found = conn.execute(
+
+    def span(rule: str, unit: int, opened: datetime, resolved: datetime | None) -> AlertSpan:
+        return AlertSpan(rule, unit, _cycle(opened), None if resolved is None else _cycle(resolved))
+
+    spans = every(
+        conn,
+        span,
         "SELECT rule, unit_id, first_sample_ts, resolved_sample_ts FROM alerts WHERE line = %s ORDER BY id",
         (line,),
-    ).fetchall()
-    spans = [
-        AlertSpan(str(rule), int(str(unit)), _cycle(opened), None if resolved is None else _cycle(resolved))
-        for rule, unit, opened, resolved in found
-    ]
+    )
     return spans, passes, samples
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from workloads.store import unit_state
+from workloads.store.rows import every
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -209,20 +210,21 @@ def apply(
 def open_alerts(
     conn: Conn, line: str, rules: Sequence[str], units: Sequence[int]
 ) -> dict[tuple[str, int], OpenAlert]:
-    rows = conn.execute(
+    alerts = every(
+        conn,
+        OpenAlert,  # the columns in its field order
         "SELECT id, rule, unit_id, last_sample_ts, worst_value, hits, evaluated_to FROM alerts"
         " WHERE line = %s AND resolved_at IS NULL AND rule = ANY(%s::text[])"
         " AND unit_id = ANY(%s::integer[])",
         (line, list(rules), list(units)),
-    ).fetchall()
-    out = {}
-    for id_, rule, unit, last, worst, hits, evaluated_to in rows:
-        assert isinstance(last, datetime) and isinstance(evaluated_to, datetime)
-        alert = OpenAlert(
-            int(str(id_)), str(rule), int(str(unit)), last, float(str(worst)), int(str(hits)), evaluated_to
-        )
-        out[(alert.rule, alert.unit_id)] = alert
-    return out
+    )
+    return {(alert.rule, alert.unit_id): alert for alert in alerts}
+
+
+class Judged(NamedTuple):
+    rule: str
+    unit_id: int
+    evaluated_to: datetime | None  # None: no alert of this (rule, unit) yet
 
 
 def previous_episodes(
@@ -235,10 +237,12 @@ def previous_episodes(
     """
     if not keys:
         return {}
-    rows = conn.execute(
+    judged = every(
+        conn,
+        Judged,
         "SELECT k.rule, k.unit_id, (SELECT max(a.evaluated_to) FROM alerts a WHERE a.line = %s"
         " AND a.unit_id = k.unit_id AND a.rule = k.rule)"
         " FROM unnest(%s::text[], %s::integer[]) AS k(rule, unit_id)",
         (line, [k[0] for k in keys], [k[1] for k in keys]),
-    ).fetchall()
-    return {(str(r[0]), int(str(r[1]))): r[2] for r in rows if r[2] is not None}  # type: ignore[misc]
+    )
+    return {(j.rule, j.unit_id): j.evaluated_to for j in judged if j.evaluated_to is not None}

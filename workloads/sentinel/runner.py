@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -23,6 +23,7 @@ from workloads.sentinel.rules import LoadedRule
 from workloads.store.connection import connect, first_line
 from workloads.store.dsn import describe
 from workloads.store.migrate import available, current_version
+from workloads.store.rows import every
 
 Conn = psycopg.Connection[tuple[object, ...]]
 SCHEMA_VERSION = 4  # 0003 alerts/watermarks/baselines, 0004 the BRIN index the scan relies on
@@ -89,17 +90,25 @@ def check_schema(conn: Conn, url: str) -> None:
         )
 
 
+class OpenCount(NamedTuple):
+    rule: str
+    line: str
+    severity: str
+    n: int
+
+
 def open_alert_counts(conn: Conn, rules: Sequence[LoadedRule]) -> dict[tuple[str, str, str], int]:
     """Open alerts of these rules, zero included, so every rule has its gauge series."""
     counts: dict[tuple[str, str, str], int] = {(r.rule.name, r.rule.line, r.rule.severity): 0 for r in rules}
-    rows = conn.execute(
+    for rule, line, severity, n in every(
+        conn,
+        OpenCount,
         "SELECT a.rule, a.line, a.severity, count(*) FROM alerts a"
         " JOIN unnest(%s::text[], %s::text[]) AS k(rule, line) ON a.rule = k.rule AND a.line = k.line"
         " WHERE a.resolved_at IS NULL GROUP BY 1, 2, 3",
         ([r.rule.name for r in rules], [r.rule.line for r in rules]),
-    ).fetchall()
-    for rule, line, severity, n in rows:
-        counts[(str(rule), str(line), str(severity))] = int(str(n))
+    ):
+        counts[(rule, line, severity)] = n
     return counts
 
 

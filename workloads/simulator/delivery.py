@@ -8,7 +8,8 @@ said out loud: when the database is away and the spool cannot be written either 
 is held and retried (not ready, `spool_writable` 0, one log line) until the run is told to stop; then
 it is dropped and counted as `lost`, so that SIGTERM still ends the process.
 
-`Delivery` owns the writer's connection and every transaction on it; it runs on the writer thread
+`Delivery` owns the writer's connection and every transaction on it (the store functions it calls
+never commit: writer.py, partitions.py); it runs on the writer thread
 (`write_loop`), but each method is a plain call, so it is driven directly in tests.
 """
 
@@ -311,9 +312,16 @@ class Delivery:
             self.ensure_partitions(conn, lo, hi)
 
     def ensure_partitions(self, conn: Conn, lo: datetime, hi: datetime) -> None:
-        """Daily partitions for samples in [lo, hi] and a little ahead (see `PartitionCoverage.span`)."""
+        """Daily partitions for samples in [lo, hi] and a little ahead (see `PartitionCoverage.span`).
+
+        Committed here, in a transaction of their own: the upkeep holds an advisory lock every shard's
+        upkeep waits on (and creating a partition locks the parent every COPY needs) until its commit, so
+        neither may last through a batch; and the coverage is recorded only once the partitions exist
+        for certain, never rolled back with a failed batch.
+        """
         start, end = self.coverage.span(lo, hi, datetime.now(UTC))
         ensure_partitions(conn, start, end)
+        conn.commit()
         self.coverage.record(start, end)
 
     def update_gauges(self) -> None:

@@ -106,3 +106,19 @@ class Schedule:
 def backfill_start_us(now: datetime, ticks: int, rate_hz: float) -> int:
     """Start of a `--no-pace` backfill of `ticks` ticks that ends at `now`."""
     return to_micros(now) - round(ticks * 1_000_000 / rate_hz)
+
+
+def run_start_us(start: datetime | None, pace: bool, ticks: int | None, rate_hz: float, now: datetime) -> int:
+    """Timestamp of a run's tick 0: as asked, else a backfill that ends `now`, else `now`."""
+    if start is not None:
+        return to_micros(start)
+    if not pace and ticks is not None:
+        return backfill_start_us(now, ticks, rate_hz)
+    return to_micros(now)
+
+
+def horizon_index(units: int, rate_hz: float, ticks: int | None) -> int:
+    """The last sample index to pre-create partitions for: the whole run, or a day ahead."""
+    if ticks is not None:
+        return ticks * units - 1
+    return int(86_400 * rate_hz) * units

@@ -24,7 +24,7 @@ from workloads.errors import DynolineError
 from workloads.sources import Source
 from workloads.store.connection import connect, first_line
 from workloads.store.dsn import describe
-from workloads.store.migrate import available, current_version
+from workloads.store.migrate import require_latest
 from workloads.store.unit_state import record_line, register_units
 
 from .batcher import Batcher
@@ -33,7 +33,7 @@ from .delivery import Delivery
 from .generator import Generator
 from .health import Health, HttpEndpoint
 from .metrics import SimulatorMetrics
-from .pacing import Schedule, backfill_start_us, shard_units, to_micros
+from .pacing import Schedule, horizon_index, run_start_us, shard_units
 from .quarantine import QuarantineReader
 from .rowqueue import RowQueue
 from .spool import Spool
@@ -122,6 +122,7 @@ class Simulator:
         except BaseException:
             self.shutdown()
             raise
+        backfill = "" if cfg.pace else f", backfilling {cfg.ticks} ticks unpaced"
         log.info(
             "streaming line %s shard %d/%d: %d units at %g Hz%s into %s (spool %s)",
             cfg.line,
@@ -129,7 +130,7 @@ class Simulator:
             cfg.shards,
             len(self.units),
             cfg.rate_hz,
-            "" if cfg.pace else f", backfilling {cfg.ticks} ticks unpaced",
+            backfill,
             describe(self.url),
             cfg.spool_path,
         )
@@ -148,12 +149,13 @@ class Simulator:
         assert self._schedule is not None
         delivery = self.delivery
         delivery.conn = conn = connect(self.url)
-        self._check_schema(conn)
+        require_latest(conn, self.url)
         delivery.spool = spool = Spool(cfg.spool_path)  # only now: a failed start leaves no spool behind
         record_line(conn, cfg.line, cfg.retention)
         register_units(conn, cfg.line, self.units)
         conn.commit()
-        delivery.ensure_partitions(conn, self._schedule.ts(0), self._schedule.ts(self._last_index()))
+        last = horizon_index(len(self.units), cfg.rate_hz, cfg.ticks)
+        delivery.ensure_partitions(conn, self._schedule.ts(0), self._schedule.ts(last))
         self.quarantine.open()
         self.metrics.database_up.set(1)
         if spool.pending:
@@ -229,31 +231,10 @@ class Simulator:
 
         return build_source(self.config.source, self.config.faults, self.config.rate_hz)
 
-    def _check_schema(self, conn: Conn) -> None:
-        have = current_version(conn)
-        need = max(m.version for m in available())
-        if have < need:
-            raise DynolineError(
-                f"database {describe(self.url)} has schema version {have}, dynoline needs {need}:"
-                " run `dynoline db migrate` first"
-            )
-
     def _make_schedule(self) -> Schedule:
         cfg = self.config
-        if cfg.start is not None:
-            start_us = to_micros(cfg.start)
-        elif not cfg.pace and cfg.ticks is not None:
-            start_us = backfill_start_us(datetime.now(UTC), cfg.ticks, cfg.rate_hz)
-        else:
-            start_us = to_micros(datetime.now(UTC))
+        start_us = run_start_us(cfg.start, cfg.pace, cfg.ticks, cfg.rate_hz, datetime.now(UTC))
         return Schedule(self.units, cfg.rate_hz, start_us)
-
-    def _last_index(self) -> int:
-        """The last sample index to pre-create partitions for: the whole run, or the next day ahead."""
-        cfg = self.config
-        if cfg.ticks is not None:
-            return cfg.ticks * len(self.units) - 1
-        return int(86_400 * cfg.rate_hz) * len(self.units)
 
     def _update_gauges(self) -> None:
         self.delivery.update_gauges()

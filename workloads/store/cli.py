@@ -47,6 +47,7 @@ def _migrate(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     with connect(url) as conn:
         made = ensure_partitions(conn, now - timedelta(days=1), now + timedelta(days=args.days_ahead))
+        conn.commit()
         version = current_version(conn)
     print(
         json.dumps(
@@ -90,5 +91,6 @@ def _retention(args: argparse.Namespace) -> int:
         raise DynolineError(f"--keep: {exc}") from None
     with connect(url) as conn:
         dropped = drop_expired(conn, keep)
+        conn.commit()
     print(json.dumps({"dropped": dropped}))
     return 0

@@ -11,7 +11,10 @@ from importlib import resources
 
 import psycopg
 
+from workloads.errors import DynolineError
 from workloads.store.connection import connect
+from workloads.store.dsn import describe
+from workloads.store.rows import one
 
 _LOCK_KEY = 0x64796E6F  # "dyno"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -70,5 +73,15 @@ def current_version(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
     if not exists or not exists[0]:
         return 0
-    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
-    return int(str(row[0])) if row else 0
+    return one(conn, int, "SELECT coalesce(max(version), 0) FROM schema_migrations") or 0
+
+
+def require_latest(conn: psycopg.Connection[tuple[object, ...]], url: str) -> None:
+    """Refuse (one line, naming the fix) a database older than this code's schema."""
+    have = current_version(conn)
+    need = max(m.version for m in available())
+    if have < need:
+        raise DynolineError(
+            f"database {describe(url)} has schema version {have}, dynoline needs {need}:"
+            " run `dynoline db migrate` first"
+        )

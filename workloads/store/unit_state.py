@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 import psycopg
 
 from workloads.errors import DynolineError
+from workloads.store.rows import every
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -54,8 +55,9 @@ def register_units(conn: Conn, line: str, unit_ids: Iterable[int]) -> int:
 
 def quarantined_units(conn: Conn, line: str) -> frozenset[int]:
     """The line's quarantined unit ids: one index scan on the partial index `unit_state_quarantined`."""
-    rows = conn.execute("SELECT unit_id FROM unit_state WHERE line = %s AND quarantined", (line,)).fetchall()
-    return frozenset(int(str(r[0])) for r in rows)
+    return frozenset(
+        every(conn, int, "SELECT unit_id FROM unit_state WHERE line = %s AND quarantined", (line,))
+    )
 
 
 def quarantine(conn: Conn, line: str, unit_id: int, reason: str, by: str) -> bool:
