@@ -16,18 +16,19 @@ import pytest
 
 from tests.store.epoch import EPOCH
 from workloads.bench import query as query_bench
-from workloads.bench.harness import percentile, with_search_path
-from workloads.bench.stream import Backlog
-from workloads.cli import main
-from workloads.store.embedded import EmbeddedPostgres
-from workloads.store.partitions import ensure_partitions
-from workloads.store.queries import (
+from workloads.bench import stream_report as stream_bench
+from workloads.bench.harness import with_search_path
+from workloads.bench.latest_baselines import (
     LATEST_PER_UNIT_NAIVE,
     LATEST_PER_UNIT_PROBE,
     LATEST_PER_UNIT_UNHINTED,
-    latest_per_unit,
     params,
 )
+from workloads.bench.stream_report import Backlog
+from workloads.cli import main
+from workloads.store.embedded import EmbeddedPostgres
+from workloads.store.partitions import ensure_partitions
+from workloads.store.queries import latest_per_unit
 from workloads.store.unit_state import quarantine, register_units
 
 MACHINE_KEYS = {"cpu_model", "cores", "memory_gib", "python", "postgresql", "server_settings"}
@@ -159,7 +160,12 @@ def test_query_builds_times_and_proves_the_index(
     assert set(hinted["index_scans_on_telemetry"].values()) == {25, 8}
     assert hinted["seq_scans_on_telemetry"] == []
     assert latest["server_runs"] == 3 and latest["server_median_ms"] <= latest["server_p95_ms"]
-    assert set(r["baselines"]) == {"hinted_lateral", "unhinted_lateral", "exact_key_probe"}
+    assert set(r["baselines"]) == {
+        "latest_per_unit_dashboard",
+        "hinted_lateral",
+        "unhinted_lateral",
+        "exact_key_probe",
+    }
     assert all(e["rows"] == 25 and e["same_answer_as_product"] for e in r["baselines"].values())
     up = r["latest_table_upkeep"]
     assert up["rows_per_round"] == 25 and up["upsert_median_ms"] > 0
@@ -235,6 +241,12 @@ def test_stream_writes_everything_it_generates(capsys: pytest.CaptureFixture[str
     assert r["cpu"]["client_s"] > 0
     assert r["cpu"]["server_s"] is not None and r["cpu"]["server_s"] > 0  # the server runs on this machine
     assert isinstance(r["targets"]["no_backlog_growth"], bool)
+    assert r["backlog"]["sample_columns"][4] == "offered_minus_written"
+    # the schedule's last tick may add a few rows beyond units x rate x seconds
+    assert 0 < r["ratios"]["written_vs_offered"] <= 1.05
+    assert r["memory"]["peak_rss_mib"] > 0 and r["cpu"]["cpu_us_per_row"] > 0
+    judged = ("throughput_met", "commit_lag_p99_met", "queryable_lag_p99_met", "no_backlog_growth", "rss_met")
+    assert r["targets"]["sustained"] == all(r["targets"][k] for k in judged)
     assert_public_untouched(database_url, row)
 
 
@@ -358,24 +370,139 @@ def test_plan_summary_flags_a_sequential_scan_even_when_it_never_ran() -> None:
         "Planning Time": 0.2,
     }
     s = query_bench.plan_summary(plan)
-    assert s["seq_scans_on_telemetry"] == ["telemetry_p20260301"]
-    assert s["index_scans_on_telemetry"] == {"Index Scan using telemetry_p20260302_pkey": 4}
-    assert s["execution_ms"] == 1.5
-    assert any("never executed" in line for line in s["outline"])
+    assert s.seq_scans_on_telemetry == ["telemetry_p20260301"]
+    assert s.index_scans_on_telemetry == {"Index Scan using telemetry_p20260302_pkey": 4}
+    assert s.execution_ms == 1.5 and s.seq_scan
+    assert any("never executed" in line for line in s.outline)
 
 
 def test_backlog_growth_is_judged_against_one_second_of_production() -> None:
-    flat = Backlog([(float(t), 500 + (t % 2) * 100, 0, 0) for t in range(60)])
+    flat = Backlog([(float(t), 500 + (t % 2) * 100, 0, 0, 600) for t in range(60)])
     assert flat.summary(10_000)["grew"] is False
-    growing = Backlog([(float(t), 400 * t, 400 * t, 0) for t in range(60)])
+    growing = Backlog([(float(t), 400 * t, 400 * t, 0, 400 * t) for t in range(60)])
     summary = growing.summary(10_000)
     assert summary["grew"] is True and summary["slope_rows_per_s"] == pytest.approx(400)
-    spooling = Backlog([(0.0, 0, 0, 0), (1.0, 0, 0, 10)])
+    spooling = Backlog([(0.0, 0, 0, 0, 0), (1.0, 0, 0, 10, 0)])
     assert spooling.summary(10_000)["grew"] is True
 
 
-def test_percentile_is_an_observed_value() -> None:
-    values = [float(v) for v in range(1, 101)]
-    assert percentile(values, 0.5) == 50.0
-    assert percentile(values, 0.95) == 95.0
-    assert percentile([3.0], 0.99) == 3.0
+def test_a_writer_that_drains_late_wrote_everything_but_did_not_keep_up() -> None:
+    stats = {
+        "elapsed_s": 33.0,  # 30 s of offer, 3 s of draining a backlog after the end
+        "generated": 300_000,
+        "written": 300_000,
+        "spooled": 0,
+        "write_errors": 0,
+        "batches": 1,
+        "queue_high_water": 1,
+        "queue_bound": 50_000,
+        "queue_blocked_s": 0.0,
+        "lag": {"count": 1, "p50_s": 0.8, "p99_s": 3.1, "max_s": 3.3},
+    }
+    r = stream_bench.summarise(
+        units=10_000,
+        rate_hz=1.0,
+        seconds=30.0,
+        stats=stats,
+        stored=300_000,
+        backlog=Backlog([(float(t), 0, 0, 0, 0) for t in range(30)]),
+        reader={"p99_ms": 50.0},
+        client_cpu_s=1.0,
+        server_cpu_s=1.0,
+        wall_s=33.0,
+        database="x",
+        info={},
+        memory={"peak_rss_mib": 100.0},
+    )
+    assert r["ratios"]["written_vs_offered"] == 1.0
+    assert r["ratios"]["written_rate_vs_offered_rate"] == pytest.approx(0.909, abs=0.001)
+    assert r["targets"]["throughput_met"] is False and r["targets"]["sustained"] is False
+
+
+def test_a_throttled_generator_cannot_hide_a_shortfall() -> None:
+    """Backpressure keeps generated - written flat while the line falls behind its offer (the 100k run)."""
+    offered, written_per_s = 100_000, 45_000
+    samples = [(float(t), 5_000, 5_000, 0, (offered - written_per_s) * t) for t in range(1, 61)]
+    backlog = Backlog(samples)
+    assert backlog.summary(offered)["slope_rows_per_s"] == pytest.approx(0)
+    assert backlog.summary(offered)["grew"] is True
+    stats = {
+        "elapsed_s": 60.0,
+        "generated": written_per_s * 60,
+        "written": written_per_s * 60,
+        "spooled": 0,
+        "write_errors": 0,
+        "batches": 1,
+        "queue_high_water": 5_000,
+        "queue_bound": 5_000,
+        "queue_blocked_s": 51.0,
+        "lag": {"count": 1, "p50_s": 1.0, "p99_s": 34.9, "max_s": 40.0},
+    }
+    r = stream_bench.summarise(
+        units=100_000,
+        rate_hz=1.0,
+        seconds=60.0,
+        stats=stats,
+        stored=written_per_s * 60,
+        backlog=backlog,
+        reader={"p99_ms": 100.0},
+        client_cpu_s=10.0,
+        server_cpu_s=50.0,
+        wall_s=60.0,
+        database="x",
+        info={},
+        memory={"peak_rss_mib": 500.0},
+    )
+    t = r["targets"]
+    assert r["ratios"]["written_vs_offered"] == pytest.approx(0.45)
+    assert r["ratios"]["written_rate_vs_offered_rate"] == pytest.approx(0.45)
+    assert t["nothing_lost"] is True  # every generated row was written ...
+    assert t["throughput_met"] is False and t["no_backlog_growth"] is False  # ... yet it did not keep up
+    assert t["sustained"] is False and t["lag_p99_max_ms"] == 250.0
+    assert r["backlog"]["queue_blocked_share"] == pytest.approx(0.85)
+    assert r["cpu"]["cpu_us_per_row"] == pytest.approx(60 / 2_700_000 * 1e6, abs=0.1)
+
+
+def test_stream_in_two_shards_writes_every_unit_once(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    r = run_json(
+        capsys,
+        "stream",
+        "--database-url",
+        database_url,
+        "--units",
+        "30",
+        "--rate",
+        "5",
+        "--seconds",
+        "4",
+        "--shards",
+        "2",
+    )
+    assert r["shards"] == 2
+    assert r["generated"] > 0 and r["generated"] == r["written"] == r["stored"]
+    assert r["lag_commit"]["count"] == r["written"]
+    assert r["spooled"] == 0 and r["write_errors"] == 0
+
+
+def test_shard_stats_combine_counts_and_bound_percentiles_from_above() -> None:
+    def shard(written: int, p99: float, blocked: float) -> dict[str, Any]:
+        return {
+            "elapsed_s": 10.0 + p99,
+            "generated": written,
+            "written": written,
+            "spooled": 0,
+            "write_errors": 0,
+            "batches": 3,
+            "queue_high_water": 5,
+            "queue_bound": 50,
+            "queue_blocked_s": blocked,
+            "lag": {"count": written, "p50_s": p99 / 2, "p99_s": p99, "max_s": p99 * 2},
+        }
+
+    both = stream_bench.combine([shard(100, 0.2, 1.0), shard(300, 0.1, 4.0)])
+    assert both["written"] == 400 and both["batches"] == 6 and both["queue_bound"] == 100
+    assert both["lag"]["count"] == 400 and both["lag"]["p99_s"] == 0.2 and both["lag"]["max_s"] == 0.4
+    assert both["queue_blocked_s"] == 4.0 and both["elapsed_s"] == 10.2
+    assert stream_bench.combine([shard(7, 0.1, 0.0)])["written"] == 7

@@ -11,13 +11,21 @@ import pytest
 
 from tests.store.epoch import EPOCH
 from tests.store.sim_helpers import RecordingSource
+from workloads.bench.latest_baselines import LATEST_PER_UNIT_NAIVE, params
 from workloads.catalog import TELEMETRY_COLUMNS
+from workloads.errors import DynolineError
 from workloads.simulator.config import SimulatorConfig
 from workloads.simulator.runner import Simulator
 from workloads.simulator.spool import Spool
 from workloads.store.partitions import ensure_partitions
-from workloads.store.queries import LATEST_PER_UNIT_NAIVE, latest_per_unit, params
-from workloads.store.writer import copy_rows, insert_rows_idempotent, newest_per_unit, upsert_latest
+from workloads.store.queries import latest_per_unit
+from workloads.store.writer import (
+    copy_rows,
+    insert_rows_idempotent,
+    newest_per_unit,
+    prepare_session,
+    upsert_latest,
+)
 
 Conn = psycopg.Connection[tuple[object, ...]]
 T0 = EPOCH + timedelta(hours=23, minutes=59, seconds=58)  # batches straddle midnight: two partitions
@@ -126,6 +134,16 @@ def test_latest_per_unit_reads_the_latest_table_of_one_line_in_unit_order(conn: 
     assert got == [sample("a", u, 2) for u in range(5)]
     assert got == conn.cursor(binary=True).execute(LATEST_PER_UNIT_NAIVE, params("a")).fetchall()
     assert latest_per_unit(conn, "nowhere") == []
+    some = ("unit_id", "ts", "t50")
+    picked = [TELEMETRY_COLUMNS.index(c) for c in some]
+    assert latest_per_unit(conn, "b", some) == [
+        tuple(r[i] for i in picked) for r in latest_per_unit(conn, "b")
+    ]
+
+
+def test_latest_per_unit_refuses_a_column_telemetry_does_not_have(conn: Conn) -> None:
+    with pytest.raises(DynolineError, match=r"unknown column.*t51"):
+        latest_per_unit(conn, "a", ("unit_id", "t51"))
 
 
 def test_a_simulator_run_with_an_overlap_and_an_old_spool_leaves_latest_equal_to_distinct_on(
@@ -158,3 +176,58 @@ def test_a_simulator_run_with_an_overlap_and_an_old_spool_leaves_latest_equal_to
         assert old.fetchone() == (6,)  # the old samples were stored, yet are nobody's latest
     assert all(row[3] > after_first[key][3] for key, row in final.items())  # type: ignore[operator]
     assert newest is not None and max(row[3] for row in final.values()) == newest[0]  # type: ignore[type-var]
+
+
+def _already_exists_notices(conn: Conn) -> list[str]:
+    """The server's "relation … already exists, skipping" notices: a repeated CREATE IF NOT EXISTS."""
+    seen: list[str] = []
+    conn.add_notice_handler(lambda d: seen.append(str(d.message_primary)) if d.sqlstate == "42P07" else None)
+    return seen
+
+
+def test_a_prepared_session_sends_no_create_per_batch_and_a_reconnect_prepares_again(
+    database_url: str,
+) -> None:
+    with psycopg.connect(database_url) as conn:
+        ensure_partitions(conn, T0 - timedelta(days=1), T0 + timedelta(days=1))
+        prepare_session(conn)
+        conn.commit()
+        repeated = _already_exists_notices(conn)
+        for s in range(3):
+            rows = batch("a", range(4), range(s, s + 1))
+            copy_rows(conn, rows)
+            upsert_latest(conn, rows)
+            conn.commit()
+            insert_rows_idempotent(conn, rows)  # the replay path's staging table, also once
+            upsert_latest(conn, rows)
+            conn.commit()
+        assert repeated == []  # before: one "already exists" notice per batch and path
+        assert latest(conn) == distinct_on(conn)
+    # a reconnect is a new session without the temporary tables: prepared again, it works the same
+    with psycopg.connect(database_url) as conn:
+        prepare_session(conn)
+        conn.commit()
+        rows = batch("a", range(4), range(3, 4))
+        insert_rows_idempotent(conn, rows)
+        upsert_latest(conn, rows)
+        conn.commit()
+        assert latest(conn) == distinct_on(conn) == {("a", u): sample("a", u, 3) for u in range(4)}
+
+
+def test_rolled_back_batches_leave_the_staging_tables_usable(database_url: str) -> None:
+    with psycopg.connect(database_url) as prepared, psycopg.connect(database_url) as one_off:
+        ensure_partitions(prepared, T0 - timedelta(days=1), T0 + timedelta(days=1))
+        prepared.commit()
+        prepare_session(prepared)
+        prepared.commit()
+        for conn in (prepared, one_off):  # prepared: committed tables; one-off: created per call
+            for s in (0, 1):
+                rows = batch("a", range(2), range(s, s + 1))
+                copy_rows(conn, rows)
+                upsert_latest(conn, rows)  # one-off: creates the staging table in this transaction ...
+                conn.rollback()  # ... which the caller abandons (force_rollback, a refused COMMIT)
+            rows = batch("a", range(2), range(2, 3))
+            insert_rows_idempotent(conn, rows)
+            upsert_latest(conn, rows)
+            conn.commit()
+        assert latest(prepared) == distinct_on(prepared) == {("a", u): sample("a", u, 2) for u in range(2)}

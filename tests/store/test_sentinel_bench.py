@@ -7,8 +7,8 @@ import json
 import psycopg
 import pytest
 
+from workloads.bench.sentinel import bench_rules
 from workloads.cli import main
-from workloads.sentinel.bench import bench_rules
 
 
 def test_the_bench_rule_set_has_twenty_rules_of_every_kind() -> None:

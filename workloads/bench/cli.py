@@ -1,6 +1,6 @@
 """`dynoline bench WHAT`: each benchmark lives in its own module with `register(bench_subparsers)`.
 
-Another area adds its benchmark by appending its module to `SUBCOMMANDS` (e.g. the sentinel's).
+A new benchmark is a module here appended to `SUBCOMMANDS`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "workloads.bench.ingest",
     "workloads.bench.stream",
     "workloads.bench.query",
-    "workloads.sentinel.bench",
+    "workloads.bench.sentinel",
     "workloads.bench.operator",
 )
 

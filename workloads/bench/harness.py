@@ -8,6 +8,7 @@ starts a throwaway embedded PostgreSQL in a temporary directory and destroys it 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -19,12 +20,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from workloads import quantile
 from workloads.errors import DynolineError
 from workloads.store import dsn
 from workloads.store.connection import connect, first_line
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 Conn = psycopg.Connection[tuple[object, ...]]
 Result = dict[str, Any]
+R = TypeVar("R")
 
 # Server settings that decide write and query speed; reported with every result.
 REPORTED_SETTINGS = ("fsync", "synchronous_commit", "shared_buffers", "wal_level", "max_wal_size", "jit")
@@ -152,11 +155,11 @@ def memory_gib() -> float | None:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank q-quantile (0 < q ≤ 1): a value that was actually observed."""
-    if not values:
+    """`workloads.quantile.percentile` of values a benchmark has (it never asks about none)."""
+    found = quantile.percentile(values, q)
+    if found is None:
         raise ValueError("percentile of no values")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+    return found
 
 
 def rate(rows: int, seconds: float) -> float:
@@ -167,8 +170,17 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else a / b
 
 
-def emit(result: Result, as_json: bool, render: Callable[[Result], str]) -> None:
-    print(json.dumps(result, indent=2, default=str) if as_json else render(result), flush=True)
+def emit(result: R, as_json: bool, render: Callable[[R], str]) -> None:
+    """Print a result: `render`ed for people, or as JSON (a dataclass result field by field)."""
+    if as_json:
+        doc = (
+            dataclasses.asdict(result)
+            if dataclasses.is_dataclass(result) and not isinstance(result, type)
+            else result
+        )
+        print(json.dumps(doc, indent=2, default=str), flush=True)
+    else:
+        print(render(result), flush=True)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

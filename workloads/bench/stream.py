@@ -1,10 +1,16 @@
 """`dynoline bench stream`: sustained, wall-clock-paced streaming through the real simulator.
 
 While `Simulator.run` streams (`--units` x `--rate` Hz for `--seconds`), this samples its backlog
-(generated - written, the queue, the spool) every second, and a reader in a separate process
-checks when chosen samples become visible: it picks a sample due shortly, waits for its generation
-time, then polls its primary key every 2 ms. So the lag is reported twice: as the writer sees it
-(commit time - generation ts, every row) and as a reader sees it (first visible - generation ts).
+every second and a reader in a separate process checks when chosen samples become visible: it picks
+a sample due shortly, waits for its generation time, then polls its primary key every 2 ms. So the
+lag is reported twice: as the writer sees it (commit time - generation ts, every row) and as a reader
+sees it (first visible - generation ts).
+
+Throughput is judged against the **offered** rate, not against what was generated: backpressure
+throttles the generator when the writer cannot keep up, so generated - written stays flat while the
+line falls behind its schedule. The backlog is therefore also sampled as offered-so-far - written,
+the time the generator spent blocked on the full queue is reported, and `sustained` needs
+written ≥ 99% of offered.
 """
 
 from __future__ import annotations
@@ -12,46 +18,27 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import multiprocessing
-import os
-import random
-import resource
-import statistics
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from workloads.errors import DynolineError
-from workloads.simulator.pacing import Schedule
 from workloads.store.connection import connect
 
 from .harness import (
-    Conn,
     Result,
     add_common_arguments,
     bench_database,
     emit,
     machine,
-    machine_lines,
-    percentile,
-    ratio,
-    table,
 )
+from .stream_probes import LINE, Reader, ServerCpu, own_cpu, peak_rss_mib, rss_mib
+from .stream_report import Backlog, combine, render, summarise
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "dynoline_bench_stream"
-LINE = "bench-stream"
-TARGET_LAG_P99_MS = 100.0
 SAMPLE_EVERY = 1.0  # seconds between backlog samples
-PROBE_AHEAD = 0.2  # the reader picks a sample due this long from now
-PROBE_POLL = 0.002
-PROBE_GIVE_UP = 5.0
 
 
 def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,6 +52,13 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--units", type=int, default=10_000, help="units streaming (default 10000)")
     p.add_argument("--rate", type=float, default=1.0, help="samples per unit per second (default 1)")
     p.add_argument("--seconds", type=float, default=60.0, help="how long to stream (default 60)")
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="simulator shards splitting the units, each with its own writer connection, in this process"
+        " (default 1)",
+    )
     p.set_defaults(handler=run_command)
 
 
@@ -75,242 +69,106 @@ def run_command(args: argparse.Namespace) -> int:
         raise DynolineError(f"--rate must be a positive number of Hz, got {args.rate}")
     if not (math.isfinite(args.seconds) and args.seconds > 0):
         raise DynolineError(f"--seconds must be a positive number, got {args.seconds}")
-    result = run(args.database_url, args.units, args.rate, args.seconds)
+    if not 1 <= args.shards <= 16:
+        raise DynolineError(f"--shards must be between 1 and 16, got {args.shards}")
+    if args.shards > args.units:
+        raise DynolineError(f"--shards {args.shards} must not exceed --units {args.units}")
+    result = run(args.database_url, args.units, args.rate, args.seconds, args.shards)
     emit(result, args.json, render)
     return 0
 
 
-@dataclass
-class Backlog:
-    """(elapsed s, generated - written, queue rows, spool rows) once a second."""
-
-    samples: list[tuple[float, int, int, int]] = field(default_factory=list)
-
-    def summary(self, rows_per_s: float) -> Result:
-        backlog = [b for _, b, _, _ in self.samples]
-        slope = slope_per_s([(t, b) for t, b, _, _ in self.samples])
-        span = self.samples[-1][0] - self.samples[0][0] if len(self.samples) > 1 else 0.0
-        growth = slope * span if slope is not None else 0.0
-        return {
-            "samples": [[round(t, 2), b, q, s] for t, b, q, s in self.samples],
-            "sample_columns": ["elapsed_s", "generated_minus_written", "queue_rows", "spool_rows"],
-            "max_rows": max(backlog, default=0),
-            "mean_rows": round(statistics.fmean(backlog), 1) if backlog else 0,
-            "slope_rows_per_s": round(slope, 2) if slope is not None else None,
-            "growth_over_run_rows": round(growth),
-            # growing means: the trend added more than one second of production over the run
-            "grew": growth > rows_per_s or any(s for _, _, _, s in self.samples),
-        }
-
-
-def slope_per_s(points: list[tuple[float, int]]) -> float | None:
-    """Least-squares slope of backlog over time; None with fewer than two distinct times."""
-    if len({t for t, _ in points}) < 2:
-        return None
-    return statistics.linear_regression([t for t, _ in points], [float(b) for _, b in points]).slope
-
-
-@dataclass
-class Probes:
-    """What the reader saw: lag (s) of each sample it watched for, how many never showed up, any error."""
-
-    lags: list[float] = field(default_factory=list)
-    timeouts: int = 0
-    error: str | None = None
-
-    def summary(self) -> Result:
-        ms = [x * 1000 for x in self.lags]
-        return {
-            "probes": len(ms),
-            "timeouts": self.timeouts,
-            "p50_ms": round(percentile(ms, 0.5), 1) if ms else None,
-            "p99_ms": round(percentile(ms, 0.99), 1) if ms else None,
-            "max_ms": round(max(ms), 1) if ms else None,
-            "poll_interval_ms": PROBE_POLL * 1000,
-            "reader": "a separate process with its own connection",
-            "error": self.error,
-        }
-
-
-def read_lags(url: str, sched: Schedule, duration: float, out: Any) -> None:
-    """The reader process: watch for samples due shortly until the run's last second; send Probes back.
-
-    A process of its own, like a dashboard, so its polling neither shares the simulator's interpreter
-    lock nor its connection.
-    """
-    probes = Probes()
-    try:
-        with connect(url, autocommit=True) as conn:
-            start = sched.ts(0).timestamp()
-            rng = random.Random(7)
-            while True:
-                due = time.time() - start + PROBE_AHEAD + rng.uniform(0, 0.1)
-                k = math.floor(due * sched.width * sched.rate_hz)
-                if sched.offset(k) >= duration - 1:
-                    break  # samples this late may never be generated
-                unit, ts = sched.key(k)
-                while (left := ts.timestamp() - time.time()) > 0:
-                    time.sleep(left)
-                lag = _poll(conn, unit, ts)
-                if lag is None:
-                    probes.timeouts += 1
-                else:
-                    probes.lags.append(lag)
-    except (psycopg.Error, DynolineError) as exc:
-        probes.error = str(exc).splitlines()[0]
-    out.send(probes)
-    out.close()
-
-
-def _poll(conn: Conn, unit: int, ts: datetime) -> float | None:
-    born = ts.timestamp()
-    while time.time() - born < PROBE_GIVE_UP:
-        found = conn.execute(
-            "SELECT 1 FROM telemetry WHERE line = %s AND unit_id = %s AND ts = %s", (LINE, unit, ts)
-        ).fetchone()
-        if found:
-            return time.time() - born
-        time.sleep(PROBE_POLL)
-    return None
-
-
-class Reader:
-    """Starts `read_lags` in a spawned process once the simulator's schedule is fixed; collects it."""
-
-    def __init__(self, url: str, duration: float) -> None:
-        self.url = url
-        self.duration = duration
-        self._process: Any = None
-        self._pipe: Any = None
-        self.probes = Probes()
-
-    def start(self, sched: Schedule) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._pipe, child = ctx.Pipe(duplex=False)
-        self._process = ctx.Process(
-            target=read_lags, args=(self.url, sched, self.duration, child), name="bench-reader", daemon=True
-        )
-        self._process.start()
-        child.close()
-
-    def join(self) -> Probes:
-        if self._process is None:
-            self.probes.error = "the reader never started (no sample was generated)"
-            return self.probes
-        if self._pipe.poll(PROBE_GIVE_UP + 10):
-            self.probes = self._pipe.recv()
-        else:
-            self.probes.error = "the reader process did not report"
-        self._process.join(5)
-        if self._process.is_alive():
-            self._process.terminate()
-        return self.probes
-
-
-class ServerCpu:
-    """CPU seconds of the server's processes, from /proc, when the server runs on this machine."""
-
-    def __init__(self, conn: Conn) -> None:
-        self.conn = conn
-        self.tick = os.sysconf("SC_CLK_TCK")
-        row = conn.execute("SELECT pg_backend_pid()").fetchone()
-        self.local = row is not None and _comm(int(str(row[0]))) == "postgres"
-        self.first: dict[int, float] = {}
-        self.last: dict[int, float] = {}
-        self.sample(initial=True)
-
-    def sample(self, *, initial: bool = False) -> None:
-        if not self.local:
-            return
-        for (pid,) in self.conn.execute("SELECT pid FROM pg_stat_activity"):
-            used = _cpu_seconds(int(str(pid)), self.tick)
-            if used is None:
-                continue
-            self.first.setdefault(int(str(pid)), used if initial else 0.0)
-            self.last[int(str(pid))] = used
-
-    def seconds(self) -> float | None:
-        if not self.local:
-            return None
-        return sum(self.last[p] - self.first.get(p, 0.0) for p in self.last)
-
-
-def _comm(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return None
-
-
-def _cpu_seconds(pid: int, tick: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15 of stat)
-
-
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run(url: str | None, units: int, rate_hz: float, seconds: float) -> Result:
+def run(url: str | None, units: int, rate_hz: float, seconds: float, shards: int = 1) -> Result:
     from workloads.simulator.config import SimulatorConfig
     from workloads.simulator.runner import Simulator
 
     with bench_database(url, SCHEMA) as db, connect(db.url, autocommit=True) as conn:
         info = machine(conn)
-        config = SimulatorConfig(
-            line=LINE,
-            units=units,
-            rate_hz=rate_hz,
-            duration=seconds,
-            metrics_port=0,
-            spool=db.workdir / "spool",
-        )
-        sim = Simulator(config, db.url)
-        done = threading.Event()
-        outcome: dict[str, Any] = {}
+        sims = [
+            Simulator(
+                SimulatorConfig(
+                    line=LINE,
+                    units=units,
+                    rate_hz=rate_hz,
+                    duration=seconds,
+                    metrics_port=0,
+                    spool=db.workdir / f"spool-{shard}",
+                    shard=shard,
+                    shards=shards,
+                ),
+                db.url,
+            )
+            for shard in range(shards)
+        ]
+        outcome: dict[int, Any] = {}
+        errors: list[BaseException] = []
 
-        def stream() -> None:
+        def stream(i: int) -> None:
             try:
-                outcome["stats"] = sim.run()
+                outcome[i] = sims[i].run()
             except BaseException as exc:
-                outcome["error"] = exc
-            finally:
-                done.set()
+                errors.append(exc)
 
         cpu = ServerCpu(conn)
-        own0 = _own_cpu()
+        own0 = own_cpu()
         began = time.monotonic()
-        streamer = threading.Thread(target=stream, name="bench-stream", daemon=True)
+        streamers = [
+            threading.Thread(target=stream, args=(i,), name=f"bench-stream-{i}", daemon=True)
+            for i in range(shards)
+        ]
         reader = Reader(db.url, seconds)
-        streamer.start()
-        while not done.wait(0.01):
-            if sim.progress().generated:  # the schedule is fixed once the first rows are out
-                reader.start(sim.schedule)
+        for t in streamers:
+            t.start()
+
+        def done() -> bool:
+            return not any(t.is_alive() for t in streamers)
+
+        while not done():
+            if sims[0].progress().generated:  # the schedule is fixed once the first rows are out
+                reader.start(sims[0].schedule)  # the reader watches shard 0's samples
                 break
+            time.sleep(0.01)
         backlog = Backlog()
-        while not done.wait(SAMPLE_EVERY):
-            p = sim.progress()
-            if p.elapsed_s > 0:
-                backlog.samples.append((p.elapsed_s, p.generated - p.written, p.queue_rows, p.spool_rows))
+        offered_per_s = units * rate_hz
+        rss_before = rss_mib()
+        while not done():
+            time.sleep(SAMPLE_EVERY)
+            ps = [sim.progress() for sim in sims]
+            elapsed = max(p.elapsed_s for p in ps)
+            if elapsed > 0:
+                written = sum(p.written for p in ps)
+                offered_by_now = min(round(offered_per_s * elapsed), round(offered_per_s * seconds))
+                backlog.samples.append(
+                    (
+                        elapsed,
+                        sum(p.generated for p in ps) - written,
+                        sum(p.queue_rows for p in ps),
+                        sum(p.spool_rows for p in ps),
+                        max(0, offered_by_now - written),
+                    )
+                )
             cpu.sample()
-        streamer.join()
+        for t in streamers:
+            t.join()
         probes = reader.join()
         wall = time.monotonic() - began
-        own = _own_cpu() - own0
-        if "error" in outcome:
-            raise outcome["error"]
-        stats = outcome["stats"]
+        own = own_cpu() - own0
+        memory = {
+            "rss_before_mib": round(rss_before, 1) if rss_before is not None else None,
+            "rss_after_mib": round(rss, 1) if (rss := rss_mib()) is not None else None,
+            "peak_rss_mib": round(peak_rss_mib(), 1),
+            "what": "the benchmark's process, which runs the simulator (the reader is a process of its own)",
+        }
+        if errors:
+            raise errors[0]
+        stats = combine([outcome[i].as_dict() for i in range(shards)])
         stored = conn.execute("SELECT count(*) FROM telemetry WHERE line = %s", (LINE,)).fetchone()
         database = db.describe()
-    return summarise(
+    result = summarise(
         units=units,
         rate_hz=rate_hz,
         seconds=seconds,
-        stats=stats.as_dict(),
+        stats=stats,
         stored=int(str(stored[0])) if stored else 0,
         backlog=backlog,
         reader=probes.summary(),
@@ -319,128 +177,7 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float) -> Result:
         wall_s=wall,
         database=database,
         info=info,
+        memory=memory,
     )
-
-
-def summarise(
-    *,
-    units: int,
-    rate_hz: float,
-    seconds: float,
-    stats: Result,
-    stored: int,
-    backlog: Backlog,
-    reader: Result,
-    client_cpu_s: float,
-    server_cpu_s: float | None,
-    wall_s: float,
-    database: str,
-    info: Result,
-) -> Result:
-    offered = units * rate_hz
-    elapsed = float(stats["elapsed_s"]) or wall_s
-    lag = stats["lag"]
-    commit_p99 = _ms(lag.get("p99_s"))
-    back = backlog.summary(offered)
-    cores = os.cpu_count() or 1
-    total_cpu = client_cpu_s + (server_cpu_s or 0.0)
-    return {
-        "benchmark": "stream",
-        "database": database,
-        "line": LINE,
-        "units": units,
-        "rate_hz": rate_hz,
-        "seconds": seconds,
-        "elapsed_s": round(elapsed, 2),
-        "offered_rows_per_s": offered,
-        "generated": stats["generated"],
-        "written": stats["written"],
-        "stored": stored,
-        "written_rows_per_s": round(stats["written"] / elapsed) if elapsed else None,
-        "spooled": stats["spooled"],
-        "write_errors": stats["write_errors"],
-        "batches": stats["batches"],
-        "backlog": {
-            **back,
-            "queue_high_water": stats["queue_high_water"],
-            "queue_bound": stats["queue_bound"],
-            "queue_blocked_s": stats["queue_blocked_s"],
-        },
-        "lag_commit": {
-            "what": "commit time - generation ts, every row (the writer's measurement)",
-            "count": lag.get("count"),
-            "p50_ms": _ms(lag.get("p50_s")),
-            "p99_ms": commit_p99,
-            "max_ms": _ms(lag.get("max_s")),
-        },
-        "lag_queryable": {
-            "what": "first visible to a separate reader - generation ts, sampled samples",
-            **reader,
-        },
-        "cpu": {
-            "client_s": round(client_cpu_s, 2),
-            "server_s": round(server_cpu_s, 2) if server_cpu_s is not None else None,
-            "client_cores": round(client_cpu_s / elapsed, 3) if elapsed else None,
-            "server_cores": round(server_cpu_s / elapsed, 3)
-            if server_cpu_s is not None and elapsed
-            else None,
-            "share_of_machine": round(total_cpu / (elapsed * cores), 3) if elapsed else None,
-            "cpu_us_per_row": round(total_cpu / stats["written"] * 1e6, 1) if stats["written"] else None,
-        },
-        "ratios": {
-            "written_vs_offered": _r(ratio(stats["written"] / elapsed if elapsed else None, offered)),
-            "commit_lag_p99_vs_target": _r(ratio(commit_p99, TARGET_LAG_P99_MS)),
-            "queryable_lag_p99_vs_target": _r(ratio(reader.get("p99_ms"), TARGET_LAG_P99_MS)),
-        },
-        "targets": {
-            "lag_p99_max_ms": TARGET_LAG_P99_MS,
-            "commit_lag_p99_met": commit_p99 is not None and commit_p99 <= TARGET_LAG_P99_MS,
-            "queryable_lag_p99_met": reader.get("p99_ms") is not None
-            and reader["p99_ms"] <= TARGET_LAG_P99_MS,
-            "no_backlog_growth": not back["grew"],
-            "nothing_lost": stats["written"] == stats["generated"] == stored,
-        },
-        "machine": info,
-    }
-
-
-def _ms(seconds: float | None) -> float | None:
-    return round(seconds * 1000, 1) if seconds is not None else None
-
-
-def _r(x: float | None) -> float | None:
-    return round(x, 3) if x is not None else None
-
-
-def render(r: Result) -> str:
-    lc, lq, b, c, t = r["lag_commit"], r["lag_queryable"], r["backlog"], r["cpu"], r["targets"]
-    rows = [
-        ["commit - generation (every row)", lc["count"], lc["p50_ms"], lc["p99_ms"], lc["max_ms"]],
-        ["visible to reader - generation", lq["probes"], lq["p50_ms"], lq["p99_ms"], lq["max_ms"]],
-    ]
-    lines = [
-        f"dynoline bench stream: {r['units']:,} units x {r['rate_hz']:g} Hz for {r['seconds']:g} s"
-        f" into {r['database']}",
-        f"offered {r['offered_rows_per_s']:,.0f} rows/s; generated {r['generated']:,},"
-        f" written {r['written']:,}, stored {r['stored']:,} ({r['written_rows_per_s']:,} rows/s,"
-        f" {r['ratios']['written_vs_offered']} of offered); spooled {r['spooled']},"
-        f" write errors {r['write_errors']}, {r['batches']:,} batches",
-        "",
-        table(["lag", "samples", "p50 ms", "p99 ms", "max ms"], rows),
-        "",
-        f"backlog (generated - written): max {b['max_rows']:,} rows, mean {b['mean_rows']},"
-        f" trend {b['slope_rows_per_s']} rows/s; queue high water {b['queue_high_water']:,}"
-        f" of {b['queue_bound']:,}",
-        f"cpu: client {c['client_s']} s ({c['client_cores']} cores), server {c['server_s']} s"
-        f" ({c['server_cores']} cores), {c['cpu_us_per_row']} µs per row,"
-        f" {c['share_of_machine']} of the machine",
-        f"targets: lag p99 ≤ {t['lag_p99_max_ms']:g} ms: writer {_met(t['commit_lag_p99_met'])},"
-        f" reader {_met(t['queryable_lag_p99_met'])}; no backlog growth: {_met(t['no_backlog_growth'])};"
-        f" nothing lost: {'yes' if t['nothing_lost'] else 'NO'}",
-        *machine_lines(r["machine"]),
-    ]
-    return "\n".join(lines)
-
-
-def _met(ok: bool) -> str:
-    return "met" if ok else "MISSED"
+    result["shards"] = shards
+    return result

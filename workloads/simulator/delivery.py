@@ -29,7 +29,7 @@ from workloads.errors import DatabaseUnavailable
 from workloads.store.connection import connect, first_line
 from workloads.store.dsn import describe
 from workloads.store.partitions import ensure_partitions
-from workloads.store.writer import copy_rows, insert_rows_idempotent, upsert_latest
+from workloads.store.writer import copy_rows, insert_rows_idempotent, prepare_session, upsert_latest
 
 from .batcher import Batcher
 from .config import SimulatorConfig
@@ -262,6 +262,13 @@ class Delivery:
             return False
         try:
             conn = connect(self.url, timeout=2)
+            try:
+                prepare_session(conn)  # the session's staging tables once, not a CREATE per batch
+                conn.commit()
+            except psycopg.Error as exc:
+                conn.close()
+                where = describe(self.url)
+                raise DatabaseUnavailable(f"cannot prepare a session on {where}: {first_line(exc)}") from None
         except DatabaseUnavailable as exc:
             self._backoff = min(BACKOFF_MAX, self._backoff * 2)
             self._next_connect = time.monotonic() + self._backoff * random.uniform(0.5, 1.0)

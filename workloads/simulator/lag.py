@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from itertools import chain, repeat
 from operator import neg
 
+from workloads.quantile import rank
+
 _BASE = 1e-4  # seconds; everything at or below lands in bucket 0
 _GROWTH = 1.02
 _BUCKETS = 1200  # 0.1 ms · 1.02^1200 ≈ 2e6 s: nothing real is longer
@@ -108,17 +110,17 @@ class LagHistogram:
         return taken
 
     def percentile(self, q: float) -> float | None:
-        """The q-quantile (0 < q ≤ 1) in seconds, as the upper edge of its bucket; None when empty."""
+        """The nearest-rank q-quantile (`workloads.quantile`) in seconds, as its bucket's upper edge."""
         if not 0 < q <= 1:
             raise ValueError(f"quantile must be in (0, 1], got {q}")
         with self._lock:
             if not self.count:
                 return None
-            rank = math.ceil(q * self.count)
+            wanted = rank(q, self.count)
             seen = 0
             for i, c in enumerate(self._counts):
                 seen += c
-                if seen >= rank:
+                if seen >= wanted:
                     return min(self.max, _UPPER[i])
         return self.max
 

@@ -4,90 +4,56 @@
 the writer's transaction, so the question is a single range scan of its primary key (line, unit_id),
 whatever the size of telemetry. Units registered in `unit_state` that have never sent a sample have
 no row there and are left out of the answer (as they were before: a unit without a sample has no
-"latest sample"); a quarantined unit keeps the last sample it sent.
-
-The probes of telemetry itself are kept as the benchmark's baselines, each giving the same answer:
-`LATEST_PER_UNIT_PROBE` drives one backward probe of telemetry's primary key (line, unit_id, ts) per
-registered unit, bounded by a time hint; `LATEST_PER_UNIT_UNHINTED` is the same probe without the
-hint; `LATEST_PER_UNIT_NAIVE` is DISTINCT ON, which reads every sample of the line.
-
-Why the probe carries a time hint: a backward index scan with LIMIT 1 still reads every entry of the
-unit on the leaf page it lands on (about 250 at 1 Hz), which is most of its cost. Bounding the probe
-by `ts > since`, where `since` is a little before the newest sample of a few units, leaves a handful of
-entries per page; a unit with nothing that recent (stopped, lagging, new) falls through to the
-unbounded probe. The answer is the same whatever the hint: the bounded probe can only find the
-unit's newest row or nothing. Even so it costs ~5 µs per unit in the executor (~55 ms for 10,000),
-which is why the product reads the latest table instead.
+"latest sample"); a quarantined unit keeps the last sample it sent. The probes of telemetry that it
+replaced are the benchmark's baselines (`workloads/bench/latest_baselines.py`).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from functools import lru_cache
 
 import psycopg
 from psycopg import sql
 
 from workloads.catalog import TELEMETRY_COLUMNS
+from workloads.errors import DynolineError
 
 Conn = psycopg.Connection[tuple[object, ...]]
 Row = tuple[object, ...]
 
-HINT_UNITS = 8  # units whose newest sample sets the hint (the lowest ids: one per shard up to 8 shards)
-HINT_WINDOW = timedelta(seconds=10)
-
-_T_COLUMNS = sql.SQL(", ").join(sql.Identifier("t", c) for c in TELEMETRY_COLUMNS)
 _COLUMNS = sql.SQL(", ").join(sql.Identifier(c) for c in TELEMETRY_COLUMNS)
-
-LATEST_PER_UNIT_PROBE = sql.SQL(
-    "WITH hint AS MATERIALIZED ("
-    " SELECT max(newest.ts) - %(window)s::interval AS since"
-    " FROM (SELECT unit_id FROM unit_state WHERE line = %(line)s AND NOT quarantined"
-    " ORDER BY unit_id LIMIT {hint_units}) h"
-    " CROSS JOIN LATERAL (SELECT t.ts FROM telemetry t WHERE t.line = %(line)s AND t.unit_id = h.unit_id"
-    " ORDER BY t.ts DESC LIMIT 1) newest"
-    ")"
-    " SELECT {t_cols} FROM unit_state u"
-    " CROSS JOIN LATERAL ("
-    "(SELECT {cols} FROM telemetry t WHERE t.line = u.line AND t.unit_id = u.unit_id"
-    " AND t.ts > (SELECT since FROM hint) ORDER BY t.ts DESC LIMIT 1)"
-    " UNION ALL"
-    " (SELECT {cols} FROM telemetry t WHERE t.line = u.line AND t.unit_id = u.unit_id"
-    " ORDER BY t.ts DESC LIMIT 1)"
-    " LIMIT 1"
-    ") t"
-    " WHERE u.line = %(line)s ORDER BY u.unit_id"
-).format(t_cols=_T_COLUMNS, cols=_COLUMNS, hint_units=sql.Literal(HINT_UNITS))
-
-LATEST_PER_UNIT_UNHINTED = sql.SQL(
-    "SELECT {t_cols} FROM unit_state u"
-    " CROSS JOIN LATERAL ("
-    "SELECT {cols} FROM telemetry t WHERE t.line = u.line AND t.unit_id = u.unit_id"
-    " ORDER BY t.ts DESC LIMIT 1"
-    ") t"
-    " WHERE u.line = %(line)s ORDER BY u.unit_id"
-).format(t_cols=_T_COLUMNS, cols=_COLUMNS)
 
 # The product's query: a range scan of telemetry_latest's primary key, already in unit order.
 LATEST_PER_UNIT = sql.SQL(
     "SELECT {cols} FROM telemetry_latest WHERE line = %(line)s ORDER BY unit_id"
 ).format(cols=_COLUMNS)
 
-LATEST_PER_UNIT_NAIVE = sql.SQL(
-    "SELECT DISTINCT ON (unit_id) {cols} FROM telemetry WHERE line = %(line)s ORDER BY unit_id, ts DESC"
-).format(cols=_COLUMNS)
+
+@lru_cache(maxsize=64)
+def latest_per_unit_query(columns: tuple[str, ...]) -> sql.Composed:
+    """LATEST_PER_UNIT reading only `columns` (telemetry column names, in the order wanted)."""
+    unknown = [c for c in columns if c not in TELEMETRY_COLUMNS]
+    if unknown or not columns:
+        raise DynolineError(
+            f"latest sample: unknown column(s) {', '.join(unknown) or '(none asked)'};"
+            f" telemetry has {', '.join(TELEMETRY_COLUMNS)}"
+        )
+    if columns == TELEMETRY_COLUMNS:
+        return LATEST_PER_UNIT
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    return sql.SQL("SELECT {cols} FROM telemetry_latest WHERE line = %(line)s ORDER BY unit_id").format(
+        cols=cols
+    )
 
 
-def latest_per_unit(conn: Conn, line: str) -> list[Row]:
+def latest_per_unit(conn: Conn, line: str, columns: Sequence[str] = TELEMETRY_COLUMNS) -> list[Row]:
     """The newest sample of every unit of `line` that has sent one, in unit order.
 
-    Rows are in `catalog.TELEMETRY_COLUMNS` order. Fetched in binary: 10,000 rows of 24 doubles cost
-    noticeably less to send and decode that way than as text.
+    Rows hold `columns` (default: all of `catalog.TELEMETRY_COLUMNS`) in the order given. Fetched in
+    binary and only the columns asked for: shipping and decoding 10,000 rows is most of the round
+    trip (the server's part is ~2 ms), and a double costs less to decode from 8 bytes than from text.
     """
     with conn.cursor(binary=True) as cur:
-        cur.execute(LATEST_PER_UNIT, params(line))
+        cur.execute(latest_per_unit_query(tuple(columns)), {"line": line})
         return cur.fetchall()
-
-
-def params(line: str, window: timedelta = HINT_WINDOW) -> dict[str, object]:
-    """The parameters every query here takes (only the hinted probe uses `window`)."""
-    return {"line": line, "window": window}

@@ -6,10 +6,18 @@ and inserts them with ON CONFLICT DO NOTHING, so rows that did make it are skipp
 `upsert_latest` keeps `telemetry_latest` (one row per unit, see migration 0005) current: called in the
 same transaction as either path, so the latest table never disagrees with telemetry.
 None of these functions commits: the caller owns the transaction (and decides what a failure means).
+
+The two staging tables are temporary, so they live as long as the session. `prepare_session` creates
+them once on a new connection (the caller commits right after; the simulator's delivery does on every
+connect and reconnect) and marks that connection, so its batches send no `CREATE … IF NOT EXISTS`.
+A table whose creation committed survives later rollbacks, so the mark stays true for the session.
+On a connection that was never prepared, each call creates the table if needed, as a one-off caller
+(a benchmark, a test) expects.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 
 import psycopg
@@ -38,6 +46,7 @@ _CREATE_STAGE = sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE telemetry
 _MERGE_STAGE = sql.SQL(
     "INSERT INTO telemetry ({cols}) SELECT {cols} FROM {stage} ON CONFLICT DO NOTHING"
 ).format(cols=_COLUMNS, stage=sql.Identifier(STAGE_TABLE))
+_TRUNCATE_STAGE = sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGE_TABLE))
 
 _COPY_LATEST_STAGE = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
     sql.Identifier(LATEST_STAGE_TABLE), _COLUMNS
@@ -64,6 +73,27 @@ _MERGE_LATEST = sql.SQL(
 _TS = TELEMETRY_COLUMNS.index("ts")
 
 
+# Connections whose staging tables exist and are committed (`prepare_session`); weak, so a closed
+# connection leaves, and a reconnect, a new connection object, starts unprepared.
+_prepared: weakref.WeakSet[Conn] = weakref.WeakSet()
+
+
+def prepare_session(conn: Conn) -> None:
+    """Create this session's staging tables; commit right after, then its batches skip the CREATE.
+
+    Call it on a connection with no work of its own in the transaction: the mark is set here, and it
+    is only true once this transaction commits (a failed commit leaves a connection to be closed).
+    """
+    conn.execute(_CREATE_STAGE)
+    conn.execute(_CREATE_LATEST_STAGE)
+    _prepared.add(conn)
+
+
+def _ensure(conn: Conn, create: sql.Composed) -> None:
+    if conn not in _prepared:
+        conn.execute(create)
+
+
 def _copy(conn: Conn, statement: sql.Composed, rows: Iterable[Row]) -> int:
     count = 0
     with conn.cursor() as cur, cur.copy(statement) as copy:
@@ -88,12 +118,12 @@ def insert_rows_idempotent(conn: Conn, rows: Iterable[Row]) -> int:
     The staging table lives as long as the session and is truncated after each use (a temporary table
     is never autovacuumed, so DELETE would leave it bloated).
     """
-    conn.execute(_CREATE_STAGE)
+    _ensure(conn, _CREATE_STAGE)
     _copy(conn, _COPY_STAGE, rows)
     with conn.cursor() as cur:
         cur.execute(_MERGE_STAGE)
         inserted = cur.rowcount
-        cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGE_TABLE)))
+        cur.execute(_TRUNCATE_STAGE)
     return max(inserted, 0)
 
 
@@ -119,7 +149,7 @@ def upsert_latest(conn: Conn, rows: Iterable[Row]) -> int:
     latest = newest_per_unit(rows)
     if not latest:
         return 0
-    conn.execute(_CREATE_LATEST_STAGE)
+    _ensure(conn, _CREATE_LATEST_STAGE)
     _copy(conn, _COPY_LATEST_STAGE, latest)
     conn.execute(_MERGE_LATEST)
     return len(latest)

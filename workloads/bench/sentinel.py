@@ -28,6 +28,7 @@ import yaml
 from psycopg import sql
 
 from workloads.api.rule import Rule
+from workloads.bench.fd001 import FD001_MOMENTS
 from workloads.bench.harness import (
     Conn,
     Result,
@@ -38,7 +39,6 @@ from workloads.bench.harness import (
     machine_lines,
     table,
 )
-from workloads.bench.query import FD001_MOMENTS
 from workloads.catalog import SENSOR_COLUMNS, SETTING_COLUMNS, TELEMETRY_COLUMNS
 from workloads.errors import DynolineError
 from workloads.sentinel.engine import LineResult, run_line

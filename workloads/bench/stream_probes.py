@@ -1,0 +1,192 @@
+"""What `dynoline bench stream` watches from outside the simulator: a reader process, CPU and memory.
+
+The reader is a process of its own, like a dashboard, so its polling shares neither the simulator's
+interpreter lock nor its connection. Server CPU comes from /proc when the server runs on this
+machine; the simulator's CPU and memory from this process (it runs the simulator in a thread).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import random
+import resource
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from workloads.errors import DynolineError
+from workloads.simulator.pacing import Schedule
+from workloads.store.connection import connect
+
+from .harness import Conn, Result, percentile
+
+LINE = "bench-stream"
+PROBE_AHEAD = 0.2  # the reader picks a sample due this long from now
+PROBE_POLL = 0.002
+PROBE_GIVE_UP = 5.0
+
+
+@dataclass
+class Probes:
+    """What the reader saw: lag (s) of each sample it watched for, how many never showed up, any error."""
+
+    lags: list[float] = field(default_factory=list)
+    timeouts: int = 0
+    error: str | None = None
+
+    def summary(self) -> Result:
+        ms = [x * 1000 for x in self.lags]
+        return {
+            "probes": len(ms),
+            "timeouts": self.timeouts,
+            "p50_ms": round(percentile(ms, 0.5), 1) if ms else None,
+            "p99_ms": round(percentile(ms, 0.99), 1) if ms else None,
+            "max_ms": round(max(ms), 1) if ms else None,
+            "poll_interval_ms": PROBE_POLL * 1000,
+            "reader": "a separate process with its own connection",
+            "error": self.error,
+        }
+
+
+def read_lags(url: str, sched: Schedule, duration: float, out: Any) -> None:
+    """The reader process: watch for samples due shortly until the run's last second; send Probes back.
+
+    A process of its own, like a dashboard, so its polling neither shares the simulator's interpreter
+    lock nor its connection.
+    """
+    probes = Probes()
+    try:
+        with connect(url, autocommit=True) as conn:
+            start = sched.ts(0).timestamp()
+            rng = random.Random(7)
+            while True:
+                due = time.time() - start + PROBE_AHEAD + rng.uniform(0, 0.1)
+                k = math.floor(due * sched.width * sched.rate_hz)
+                if sched.offset(k) >= duration - 1:
+                    break  # samples this late may never be generated
+                unit, ts = sched.key(k)
+                while (left := ts.timestamp() - time.time()) > 0:
+                    time.sleep(left)
+                lag = _poll(conn, unit, ts)
+                if lag is None:
+                    probes.timeouts += 1
+                else:
+                    probes.lags.append(lag)
+    except (psycopg.Error, DynolineError) as exc:
+        probes.error = str(exc).splitlines()[0]
+    out.send(probes)
+    out.close()
+
+
+def _poll(conn: Conn, unit: int, ts: datetime) -> float | None:
+    born = ts.timestamp()
+    while time.time() - born < PROBE_GIVE_UP:
+        found = conn.execute(
+            "SELECT 1 FROM telemetry WHERE line = %s AND unit_id = %s AND ts = %s", (LINE, unit, ts)
+        ).fetchone()
+        if found:
+            return time.time() - born
+        time.sleep(PROBE_POLL)
+    return None
+
+
+class Reader:
+    """Starts `read_lags` in a spawned process once the simulator's schedule is fixed; collects it."""
+
+    def __init__(self, url: str, duration: float) -> None:
+        self.url = url
+        self.duration = duration
+        self._process: Any = None
+        self._pipe: Any = None
+        self.probes = Probes()
+
+    def start(self, sched: Schedule) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._pipe, child = ctx.Pipe(duplex=False)
+        self._process = ctx.Process(
+            target=read_lags, args=(self.url, sched, self.duration, child), name="bench-reader", daemon=True
+        )
+        self._process.start()
+        child.close()
+
+    def join(self) -> Probes:
+        if self._process is None:
+            self.probes.error = "the reader never started (no sample was generated)"
+            return self.probes
+        if self._pipe.poll(PROBE_GIVE_UP + 10):
+            self.probes = self._pipe.recv()
+        else:
+            self.probes.error = "the reader process did not report"
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.terminate()
+        return self.probes
+
+
+class ServerCpu:
+    """CPU seconds of the server's processes, from /proc, when the server runs on this machine."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+        self.tick = os.sysconf("SC_CLK_TCK")
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        self.local = row is not None and _comm(int(str(row[0]))) == "postgres"
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.sample(initial=True)
+
+    def sample(self, *, initial: bool = False) -> None:
+        if not self.local:
+            return
+        for (pid,) in self.conn.execute("SELECT pid FROM pg_stat_activity"):
+            used = _cpu_seconds(int(str(pid)), self.tick)
+            if used is None:
+                continue
+            self.first.setdefault(int(str(pid)), used if initial else 0.0)
+            self.last[int(str(pid))] = used
+
+    def seconds(self) -> float | None:
+        if not self.local:
+            return None
+        return sum(self.last[p] - self.first.get(p, 0.0) for p in self.last)
+
+
+def _comm(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+
+
+def _cpu_seconds(pid: int, tick: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15 of stat)
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (the simulator runs in it; the reader does not)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def rss_mib() -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
