@@ -12,12 +12,14 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import psycopg
 
 from workloads.errors import DynolineError
 from workloads.store.connection import connect, first_line
 from workloads.store.dsn import describe
+from workloads.store.rows import every, one
 
 QUARANTINED_SQL = "SELECT line, unit_id FROM unit_state WHERE quarantined ORDER BY line, unit_id"
 OPEN_ALERTS_SQL = "SELECT rule, line, count(*) FROM alerts WHERE resolved_at IS NULL GROUP BY rule, line"
@@ -51,18 +53,28 @@ class StoreView:
         return self.open_alerts.get((rule, line), 0)
 
 
+class _LineUnit(NamedTuple):
+    line: str
+    unit: int
+
+
+class _OpenAlerts(NamedTuple):
+    rule: str
+    line: str
+    open: int
+
+
 def read_view(url: str, timeout: float = 5.0) -> StoreView:
     """One connection, two queries, read-only."""
     try:
         with connect(url, autocommit=True, timeout=timeout) as conn:
             conn.read_only = True
             quarantined: dict[str, list[int]] = {}
-            for line, unit in conn.execute(QUARANTINED_SQL):
-                quarantined.setdefault(str(line), []).append(int(str(unit)))
-            has_alerts = conn.execute(HAS_ALERTS_SQL).fetchone()
+            for line, unit in every(conn, _LineUnit, QUARANTINED_SQL):
+                quarantined.setdefault(line, []).append(unit)
             alerts: dict[tuple[str, str], int] | None = None
-            if has_alerts and has_alerts[0]:
-                alerts = {(str(r), str(li)): int(str(n)) for r, li, n in conn.execute(OPEN_ALERTS_SQL)}
+            if one(conn, bool, HAS_ALERTS_SQL):
+                alerts = {(r, li): n for r, li, n in every(conn, _OpenAlerts, OPEN_ALERTS_SQL)}
             return StoreView(quarantined, alerts)
     except psycopg.Error as exc:
         raise StoreError(f"cannot read database {describe(url)}: {first_line(exc)}") from None

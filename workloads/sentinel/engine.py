@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 
@@ -226,7 +226,7 @@ def _evaluate(
             cur.execute(plan_d.query, plan_d.params)
             names = [d.name for d in cur.description or ()]
             for row in cur.fetchall():
-                unit_row = details.setdefault(int(str(row[0])), {})
+                unit_row = details.setdefault(cast(int, row[0]), {})  # unit_id, an integer column
                 unit_row.update({f"{c}:{k}": v for k, v in zip(names, row, strict=True)})
         slots.update({i: (c, pos) for pos, i in enumerate(chunk)})
     clock = _lap(result, "detail", clock)
@@ -237,7 +237,7 @@ def _evaluate(
             cur.execute(plan_s.query, plan_s.params)
             names = [d.name for d in cur.description or ()]
             for row in cur.fetchall():
-                exact_rows[(i, int(str(row[0])))] = dict(zip(names, row, strict=True))
+                exact_rows[(i, cast(int, row[0]))] = dict(zip(names, row, strict=True))
 
     clock = _lap(result, "sustained", clock)
     observations: list[tuple[int, lifecycle.Observation]] = []
