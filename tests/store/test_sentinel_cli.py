@@ -166,7 +166,7 @@ def pushgateway(tmp_path: Path) -> Iterator[str]:
             return False
 
     try:
-        wait_for(ready, "the Pushgateway to answer")
+        wait_for("the Pushgateway to answer", ready)
         yield url
     finally:
         proc.terminate()
