@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 def wait_for(
     what: str,
-    probe: Callable[[], T],
+    probe: Callable[[], T | None],
     timeout: float = 60.0,
     interval: float = 0.25,
     *,

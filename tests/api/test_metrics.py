@@ -24,7 +24,12 @@ from tests.api.conftest import Cluster
 
 NS = "factory"
 CONFIGMAPS = references.Resource(
-    group="", version="v1", plural="configmaps", kind="ConfigMap", namespaced=True, verbs=["list", "watch"]
+    group="",
+    version="v1",
+    plural="configmaps",
+    kind="ConfigMap",
+    namespaced=True,
+    verbs=frozenset({"list", "watch"}),
 )
 ATTEMPTS = 3  # kopf's error_backoffs below: two retries, then it escalates
 
@@ -63,7 +68,10 @@ async def _stream(settings: kopf.OperatorSettings, events: list[object]) -> None
     stopper: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     try:
         async for event in watching.continuous_watch(
-            settings=settings, resource=CONFIGMAPS, namespace=NS, operator_pause_waiter=stopper
+            settings=settings,
+            resource=CONFIGMAPS,
+            namespace=references.NamespaceName(NS),
+            operator_pause_waiter=stopper,
         ):
             events.append(event)
             if len(events) > 100:

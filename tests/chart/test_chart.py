@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from controllers import settings as operator_settings
 from controllers.metrics import Metrics
+from controllers.pods import WorkloadSettings
 from tests import tools
 from tests.e2e.conftest import CHART_TEST_VALUES
 from workloads.sentinel.metrics import SentinelMetrics
@@ -332,7 +333,7 @@ def test_default_workload_values_leave_the_pods_as_an_operator_without_them_make
     bare = operator_settings.from_env({"DYNOLINE_IMAGE": env["DYNOLINE_IMAGE"]}).workload
     assert manifests.migration_job(owner, spec, from_chart) == manifests.migration_job(owner, spec, bare)
 
-    def shards(workload: manifests.WorkloadSettings) -> dict[str, Any]:
+    def shards(workload: WorkloadSettings) -> dict[str, Any]:
         return manifests.simulator_statefulset(owner, spec, workload, image="i", replicas=1, config="h")
 
     assert shards(from_chart) == shards(bare)

@@ -37,7 +37,7 @@ SIMULATOR = "app.kubernetes.io/component=simulator"
 T = TypeVar("T")
 
 
-def wait_for(what: str, probe: Callable[[], T], timeout: float = 60.0, interval: float = 0.25) -> T:
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25) -> T:
     """`tests.waiting.wait_for`, a probe's error meaning "not yet": probes race the operator's deletions."""
     return waiting.wait_for(what, probe, timeout, interval, retry_on=(Exception,))
 

@@ -4,6 +4,7 @@ delete → garbage collection, status conditions and `kubectl wait --for=conditi
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 
@@ -75,7 +76,7 @@ def test_examples_come_to_life_and_report_ready(
     assert len(rules) >= 5
     for rule in rules:
         name = rule["metadata"]["name"]
-        wait_for(f"{name}'s CronJob", lambda n=name: get(crds, "cronjob", namespace, f"sentinel-{n}"))
+        wait_for(f"{name}'s CronJob", partial(get, crds, "cronjob", namespace, f"sentinel-{name}"))
     crds.kubectl("wait", "--for=condition=Ready", "sentinelrules", "--all", "-n", namespace, "--timeout=60s")
 
     out = crds.kubectl("get", "dl,sr", "-n", namespace).stdout
@@ -182,8 +183,8 @@ def test_hand_edits_and_deletions_are_put_back(
     crds.kubectl("scale", "statefulset", "line-d", "-n", namespace, "--replicas=9")
     wait_for(
         "replicas to be restored",
-        lambda: get(crds, "statefulset", namespace, "line-d")["spec"]["replicas"] == 0,
-    )  # type: ignore[index]
+        lambda: (get(crds, "statefulset", namespace, "line-d") or {}).get("spec", {}).get("replicas") == 0,
+    )
 
 
 def test_delete_garbage_collects_every_child_and_keeps_no_finalizer(

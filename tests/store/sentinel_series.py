@@ -89,10 +89,10 @@ def seconds_of(ts: object) -> float:
     return (ts - T0).total_seconds()
 
 
-def fingerprint(url: str) -> tuple[object, ...]:
+def fingerprint(url: str) -> tuple[tuple[str, object], ...]:
     """Everything the sentinel writes, so a test can prove a run changed nothing."""
     with psycopg.connect(url) as conn:
-        out = []
+        out: list[tuple[str, object]] = []
         for table, order in (
             ("alerts", "id"),
             ("sentinel_watermarks", "rule, line"),

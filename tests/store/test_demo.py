@@ -146,9 +146,9 @@ def test_demo_alerts_on_the_faulted_unit_and_stops_only_it(tmp_path: Path, pg_di
         r"^fault on unit 5 from 5s: alerted at \d+ s .*, quarantined at \d+ s", done.stdout, re.M
     )
     assert "other units alerted: none; quarantined: none" in out
-    skipped = int(
-        re.search(r"([\d,]+) samples of quarantined units not sent", done.stdout).group(1).replace(",", "")
-    )  # type: ignore[union-attr]
+    found = re.search(r"([\d,]+) samples of quarantined units not sent", done.stdout)
+    assert found, done.stdout
+    skipped = int(found.group(1).replace(",", ""))
     assert skipped > 0
 
     server = EmbeddedPostgres(pg_dir, port=port)
@@ -158,7 +158,7 @@ def test_demo_alerts_on_the_faulted_unit_and_stops_only_it(tmp_path: Path, pg_di
             "SELECT unit_id, quarantined_by FROM unit_state WHERE line = 'line-a' AND quarantined"
         ).fetchall() == [(5, "sentinel:t50-rising-fast")]
         assert conn.execute("SELECT DISTINCT unit_id FROM alerts WHERE line = 'line-a'").fetchall() == [(5,)]
-        rows = dict(
+        rows: dict[int, int] = dict(
             conn.execute(
                 "SELECT unit_id, count(*) FROM telemetry WHERE line = 'line-a' GROUP BY 1"
             ).fetchall()

@@ -205,7 +205,7 @@ def test_a_spool_left_by_a_previous_run_is_replayed_first(tmp_path: Path, databa
     stats = sim.run()
     assert stats.recovered == 4 and stats.spool_rows == 0
     stored = Counter(stored_keys(database_url, "t"))
-    assert stored == Counter(expected_keys(sim, source) | {(r[1], r[2], r[3]) for r in leftover})  # type: ignore[misc]
+    assert stored == Counter(expected_keys(sim, source) | {(r[1], r[2], r[3]) for r in leftover})
 
 
 def test_sigterm_flushes_and_exits_zero(tmp_path: Path, database_url: str) -> None:

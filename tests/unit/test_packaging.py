@@ -23,6 +23,8 @@ def _product_imports() -> set[str]:
     for package in PRODUCT:
         for path in (REPO / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                    continue
                 if isinstance(node, ast.Import):
                     found.update(alias.name.split(".")[0] for alias in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -45,15 +47,14 @@ def test_the_product_never_imports_the_test_tree() -> None:
     for package in PRODUCT:
         for path in (REPO / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                names = (
-                    [a.name for a in node.names]
-                    if isinstance(node, ast.Import)
-                    else [node.module or ""]
-                    if isinstance(node, ast.ImportFrom)
-                    else []
-                )
+                names: list[str] = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
                 if any(n == "tests" or n.startswith("tests.") for n in names):
-                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} imports {names}")
+                    line = getattr(node, "lineno", "?")
+                    offenders.append(f"{path.relative_to(REPO)}:{line} imports {names}")
                 if (
                     isinstance(node, ast.Attribute)
                     and node.attr == "path"

@@ -7,7 +7,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from workloads.api.rule import Rule, condition_bound
+from workloads.api.rule import RulCondition, Rule, condition_bound
 from workloads.sentinel.rul import OFFSET, estimate, z_value
 
 
@@ -47,6 +47,7 @@ def test_the_rul_condition_is_strict() -> None:
     rule = Rule.model_validate(
         {**base, "condition": {"type": "rul", "model": "fd001-health", "op": "<=", "value": 30}}
     )
+    assert isinstance(rule.condition, RulCondition)
     assert condition_bound(rule.condition) == ("<=", 30) and rule.condition.window == "30s"
     for bad in ({"value": 30}, {"op": "<=", "value": "30"}, {"op": "<=", "value": 30, "confidence": 1.5}):
         with pytest.raises(ValidationError):

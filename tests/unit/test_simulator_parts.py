@@ -56,9 +56,12 @@ def test_a_chunk_is_the_schedule_in_order_with_quarantined_units_skipped_and_cou
 def test_an_empty_range_builds_nothing_and_asks_nothing() -> None:
     sched = Schedule((0,), 1.0, to_micros(T0))
     asked: list[int] = []
-    assert build_chunk(
-        "l", (0,), sched, values_of(TickSource()), 4, 4, lambda t: asked.append(t) or frozenset()
-    ) == ([], 0)
+
+    def quarantined(t: int) -> frozenset[int]:
+        asked.append(t)
+        return frozenset()
+
+    assert build_chunk("l", (0,), sched, values_of(TickSource()), 4, 4, quarantined) == ([], 0)
     assert asked == []
 
 
