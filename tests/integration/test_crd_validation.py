@@ -254,6 +254,24 @@ INVALID: list[tuple[str, dict[str, Any], str, bool]] = [
         "a SentinelRule's model must be one shipped with dynoline",
         True,
     ),
+    (
+        "drift-regimes-path-escape",
+        rule_manifest(condition={"type": "drift", "sensor": "Ps30", "threshold": 3, "regimes": "../x"}),
+        "must be a model name or a relative .json path",
+        True,
+    ),
+    (
+        "drift-regimes-file-in-a-pod",
+        rule_manifest(condition={"type": "drift", "sensor": "Ps30", "threshold": 3, "regimes": "m/six.json"}),
+        "a SentinelRule's model must be one shipped with dynoline",
+        True,
+    ),
+    (
+        "regimes-on-a-threshold",
+        rule_manifest(condition={**BAD_CONDITION, "regimes": "fd001-health"}),
+        "does not take",
+        True,
+    ),
     ("line-ref-missing", without(rule_manifest(), "spec", "lineRef"), "spec.lineRef: Required value", True),
     (
         "rul-without-op",

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from tests.store.sentinel_series import LINE, T0, rules
+from tests.store.sentinel_series import LINE, T0, alerts, rules, run
 from workloads.sample import Reading
 from workloads.sentinel.evaluate import evaluate
 from workloads.sentinel.health_index import dump_model, fit
@@ -67,6 +67,29 @@ def test_the_sql_regime_score_is_the_models(database_url: str, tmp_path: Path) -
     assert len(got) == len(unit)
     for value, reading in zip(got, unit, strict=True):
         assert abs(value - model.score_reading(reading)) < 1e-9
+
+
+def test_drift_with_regimes_judges_the_standardised_sensor(database_url: str, tmp_path: Path) -> None:
+    model = fit(fleet(11, 30), regimes=6).model
+    assert model.regimes is not None
+    (tmp_path / "six-point.json").write_text(dump_model(model))
+    drift = "{type: drift, sensor: Ps30, regimes: six-point.json, window: 20s, threshold: 0.01}"
+    loaded = rules(f"[{{name: z, condition: {drift}}}]", base=tmp_path)
+    unit = fleet(12, 1)[1]
+    rows = [(LINE, 1, r.cycle, T0 + timedelta(seconds=r.cycle), *r.settings, *r.sensors) for r in unit]
+    migrate(database_url)
+    with psycopg.connect(database_url) as conn:
+        ensure_partitions(conn, T0, T0 + timedelta(days=1))
+        copy_rows(conn, rows)
+        conn.commit()
+    last = unit[-1].cycle
+    run(database_url, loaded, last)
+    (a,) = alerts(database_url)
+    regimes = model.regimes
+    window = [regimes.normalise("Ps30", r.sensors[10], regimes.assign(r.settings)) for r in unit[-20:]]
+    expected = abs(sum(window) / len(window))
+    assert expected > 3  # the last 20 cycles before failure: far above the healthy per-regime level
+    assert a["open"] and abs(a["worst_value"] - expected) < 1e-9
 
 
 def test_regime_normalised_rules_detect_a_six_point_fleet_the_raw_pack_cannot(
