@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from psycopg import sql
 
+from workloads.catalog import sensor
+from workloads.cli import main
 from workloads.errors import DynolineError
-from workloads.sentinel.health_index import fit
+from workloads.sentinel.health_index import fit, parse_model
 from workloads.sentinel.regimes import fit_regimes, normalised_sql
 from workloads.sentinel.statement import Binder
 from workloads.sources.synthetic import FD001, FD002_SETTINGS, SyntheticSource, with_operating_points
@@ -45,3 +50,34 @@ def test_the_regime_sql_binds_every_number() -> None:
     # five tests pick one of six regimes, computed once; then six branches
     assert text.count("CASE") == 2
     assert text.count(" THEN ") == 5 + 6 and "%(p" in text
+
+
+def test_sentinel_fit_regimes_writes_a_model_that_reads_back_and_refuses_bad_shapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = SyntheticSource(seed=8, calibration=with_operating_points(FD001))
+    data = tmp_path / "six.txt"
+    data.write_text(
+        "".join(
+            f"{u} {r.cycle} " + " ".join(str(v) for v in (*r.settings, *r.sensors)) + "\n"
+            for u in range(1, 9)
+            for r in (src.reading(u, t) for t in range(src.life(u, 0).length))
+        )
+    )
+    out = tmp_path / "m.json"
+    args = ["sentinel", "fit", "--dataset", str(data), "--out", str(out), "--folds", "2", "--regimes", "6"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["regimes"] == 6 and report["out_of_sample"]["folds"] == 2
+    model = parse_model(out.read_text(), "m.json")
+    assert model.regimes is not None and len(model.regimes.centroids) == 6
+    reading = src.reading(1, 0)
+    assert model.score_reading(reading) == model.score(
+        {s.name: reading.sensors[sensor(s.name).index - 1] for s in model.sensors}, reading.settings
+    )
+    broken = json.loads(out.read_text())
+    broken["regimes"]["means"]["T50"] = broken["regimes"]["means"]["T50"][:5]
+    with pytest.raises(DynolineError, match=r"regimes: .*T50: one mean and one sd per regime"):
+        parse_model(json.dumps(broken), "m.json")
+    assert main([*args[:-1], "17"]) == 2
+    assert "regimes must be between 1 and 16" in capsys.readouterr().err
