@@ -50,6 +50,7 @@ def without(manifest: dict[str, Any], *path: str) -> dict[str, Any]:
 
 
 BAD_CONDITION = {"type": "threshold", "sensor": "T50", "op": ">", "value": 1430.0}
+DRIFT = {"type": "drift", "sensor": "Ps30", "threshold": 3}
 CLAIM: dict[str, Any] = {"spec": {"resources": {"requests": {"storage": "1Gi"}}}}
 
 
@@ -254,6 +255,9 @@ INVALID: list[tuple[str, dict[str, Any], str, bool]] = [
         "a SentinelRule's model must be one shipped with dynoline",
         True,
     ),
+    ("drift-regimes-escape", rule_manifest(condition={**DRIFT, "regimes": "../x"}), "relative .json", True),
+    ("drift-regimes-in-pod", rule_manifest(condition={**DRIFT, "regimes": "m/a.json"}), "one shipped", True),
+    ("regimes-on-threshold", rule_manifest(condition={**BAD_CONDITION, "regimes": "x"}), "not take", True),
     ("line-ref-missing", without(rule_manifest(), "spec", "lineRef"), "spec.lineRef: Required value", True),
     (
         "rul-without-op",

@@ -11,7 +11,7 @@ import psycopg
 import yaml
 
 from tests.store.epoch import EPOCH
-from workloads.api.rule import Rule
+from workloads.api.rule import Rule, model_ref
 from workloads.catalog import sensor
 from workloads.sentinel.engine import LineResult, run_line
 from workloads.sentinel.health_index import resolve_model
@@ -61,8 +61,9 @@ def rules(text: str, line: str = LINE, base: Path | None = None) -> list[LoadedR
     for doc in yaml.safe_load(text):
         rule = Rule.model_validate({"line": line, **doc})
         model = source = None
-        if rule.condition.type in ("healthIndex", "rul"):
-            model, source = resolve_model(rule.condition.model, base)
+        ref = model_ref(rule.condition)
+        if ref is not None:
+            model, source = resolve_model(ref, base)
         out.append(LoadedRule(rule, "test", model, source))
     return out
 

@@ -94,6 +94,8 @@ def test_every_condition_kind_parses_and_sensor_aliases_become_catalogue_names()
         (cond(type="healthIndex", model="x.json; rm -rf /", value=1), "model"),
         (cond(type="healthIndex", model="/etc/passwd", value=1), "model"),
         (cond(type="healthIndex", model="models/m.txt", value=1), ".json"),
+        (cond(type="drift", sensor="T50", threshold=3, regimes="x.json; drop"), "regimes"),
+        (cond(type="drift", sensor="T50", threshold=3, regimes="models/m.txt"), ".json"),
         (cond(type="bogus", sensor="T50"), "type"),
         (rule(severity="fatal"), "severity"),
         (rule(action="shutdown"), "action"),
@@ -175,6 +177,9 @@ def test_a_sentinelrule_refuses_a_model_file_that_a_rule_file_may_use() -> None:
         SentinelRuleSpec.model_validate({"lineRef": {"name": "line-a"}, "condition": health})
     shipped = {**health, "model": "fd001-health"}
     SentinelRuleSpec.model_validate({"lineRef": {"name": "line-a"}, "condition": shipped})
+    drift = {"type": "drift", "sensor": "Ps30", "threshold": 3, "regimes": "models/six.json"}
+    with pytest.raises(ValidationError, match="model must be one shipped with dynoline"):
+        SentinelRuleSpec.model_validate({"lineRef": {"name": "line-a"}, "condition": drift})
 
 
 def test_a_schedule_the_cronjob_controller_cannot_parse_is_refused() -> None:

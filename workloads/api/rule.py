@@ -88,6 +88,24 @@ def upward(op: str) -> bool:
     return op in (">", ">=")
 
 
+def _model_ref_cel() -> tuple[cel.Rule, ...]:  # fresh objects each time: no YAML anchors in the CRD
+    return (
+        cel.rule(
+            f"self.matches({cel.raw_string(_MODEL_REF.pattern)}) && !self.endsWith('/')",
+            "must be a model name or a relative .json path of letters, digits, . _ - /",
+        ),
+        cel.rule("!self.contains('/') || self.endsWith('.json')", "a model path must end in .json"),
+    )
+
+
+def _model_ref(value: str) -> str:  # a shipped model's name or a relative .json path
+    if not _MODEL_REF.match(value) or value.endswith("/"):
+        raise ValueError("must be a model name or a relative .json path of letters, digits, . _ - /")
+    if "/" in value and not value.endswith(".json"):
+        raise ValueError("a model path must end in .json")
+    return value
+
+
 class _Strict(Model):
     model_config = ConfigDict(strict=True)
 
@@ -162,6 +180,9 @@ class RateOfChangeCondition(_SensorCondition):
     value: Finite
 
 
+_REGIMES = "a model fitted with `sentinel fit --regimes K`: judge the sensor standardised per regime"
+
+
 class DriftCondition(_SensorCondition):
     """Fires when the unit's trailing-`window` mean departs from its own early-life baseline.
 
@@ -175,6 +196,13 @@ class DriftCondition(_SensorCondition):
     window: Window = "30s"
     threshold: Finite = Field(gt=0, le=1000, description="z-score, in baseline standard deviations")
     direction: Literal["up", "down", "both"] = "both"
+    regimes: str | None = Field(None, min_length=1, max_length=512, description=_REGIMES)
+
+    @field_validator("regimes")
+    @classmethod
+    @cel.twin(*_model_ref_cel())
+    def _regimes_ref(cls, value: str | None) -> str | None:
+        return None if value is None else _model_ref(value)
 
 
 class _ModelCondition(_Strict):
@@ -187,19 +215,9 @@ class _ModelCondition(_Strict):
 
     @field_validator("model")
     @classmethod
-    @cel.twin(
-        cel.rule(
-            f"self.matches({cel.raw_string(_MODEL_REF.pattern)}) && !self.endsWith('/')",
-            "must be a model name or a relative .json path of letters, digits, . _ - /",
-        ),
-        cel.rule("!self.contains('/') || self.endsWith('.json')", "a model path must end in .json"),
-    )
+    @cel.twin(*_model_ref_cel())
     def _model_ref(cls, value: str) -> str:
-        if not _MODEL_REF.match(value) or value.endswith("/"):
-            raise ValueError("must be a model name or a relative .json path of letters, digits, . _ - /")
-        if "/" in value and not value.endswith(".json"):
-            raise ValueError("a model path must end in .json")
-        return value
+        return _model_ref(value)
 
 
 class HealthIndexCondition(_ModelCondition):
@@ -242,6 +260,14 @@ class Clear(_Strict):
 
     op: Comparison
     value: Finite
+
+
+def model_ref(condition: AnyCondition) -> str | None:  # the model it needs: `model`, or drift's `regimes`
+    if isinstance(condition, HealthIndexCondition | RulCondition):
+        return condition.model
+    if isinstance(condition, DriftCondition):
+        return condition.regimes
+    return None
 
 
 def condition_bound(condition: AnyCondition) -> tuple[str, float]:
@@ -355,12 +381,18 @@ class SentinelRuleSpec(RuleBody):
             "!(self.condition.type in ['healthIndex', 'rul']) || !has(self.condition.model)"
             " || !self.condition.model.contains('/')",
             MODEL_FILE_UNAVAILABLE,
-        )
+        ),
+        cel.rule(
+            "self.condition.type != 'drift' || !has(self.condition.regimes)"
+            " || !self.condition.regimes.contains('/')",
+            MODEL_FILE_UNAVAILABLE,
+        ),
     )
     def _shipped_model(self) -> SentinelRuleSpec:
         """A rule file's model path is relative to that file; the sentinel pod has no such file."""
-        if isinstance(self.condition, _ModelCondition) and "/" in self.condition.model:
-            raise ValueError(f"{MODEL_FILE_UNAVAILABLE} (not {self.condition.model!r})")
+        ref = model_ref(self.condition)
+        if ref is not None and "/" in ref:
+            raise ValueError(f"{MODEL_FILE_UNAVAILABLE} (not {ref!r})")
         return self
 
     def to_rule(self, name: str) -> Rule:

@@ -68,6 +68,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--folds", type=int, default=5, metavar="K",
         help="also report K-fold (by unit) out-of-sample scores (default 5; 0: none)",
     )  # fmt: skip
+    p.add_argument(
+        "--regimes", type=int, default=None, metavar="K",
+        help="K operating regimes (k-means of the 3 settings): standardise the channels per regime",
+    )  # fmt: skip
     p.set_defaults(handler=_fit)
 
     p = subparsers.add_parser("alerts", help="list open or recent alerts")
@@ -226,7 +230,13 @@ def _fit(args: argparse.Namespace) -> int:
 
     sensors = INFORMATIVE if args.sensors is None else [s for s in args.sensors.split(",") if s.strip()]
     trajectories = load(args.dataset)
-    result = fit(trajectories, sensors=sensors, knee_rul=args.knee, source=Path(args.dataset).name)
+    result = fit(
+        trajectories,
+        sensors=sensors,
+        knee_rul=args.knee,
+        source=Path(args.dataset).name,
+        regimes=args.regimes,
+    )
     out = Path(args.out)
     try:
         out.write_text(dump_model(result.model), encoding="utf-8")
@@ -236,7 +246,9 @@ def _fit(args: argparse.Namespace) -> int:
     if args.folds:
         from workloads.sentinel.crossval import kfold_fit
 
-        report["out_of_sample"] = kfold_fit(trajectories, args.folds, sensors=sensors, knee_rul=args.knee)
+        report["out_of_sample"] = kfold_fit(
+            trajectories, args.folds, sensors=sensors, knee_rul=args.knee, regimes=args.regimes
+        )
     print(json.dumps(report))
     return 0
 

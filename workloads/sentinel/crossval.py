@@ -15,7 +15,6 @@ from typing import Any
 
 from workloads.api.common import seconds
 from workloads.api.rule import RulCondition
-from workloads.catalog import sensor
 from workloads.errors import DynolineError
 from workloads.sample import Reading
 from workloads.sentinel import rul
@@ -63,8 +62,9 @@ def refit(rules: Sequence[LoadedRule], training: Trajectories, source: str) -> l
             continue
         if r.model_source not in fitted:
             sensors = [s.name for s in r.model.sensors]
+            k = None if r.model.regimes is None else len(r.model.regimes.centroids)
             fitted[r.model_source] = fit(
-                training, sensors=sensors, knee_rul=r.model.target.knee_rul, source=source
+                training, sensors=sensors, knee_rul=r.model.target.knee_rul, source=source, regimes=k
             ).model
         out.append(
             LoadedRule(r.rule, r.source, fitted[r.model_source], f"{r.model_source} refitted on {source}")
@@ -73,8 +73,7 @@ def refit(rules: Sequence[LoadedRule], training: Trajectories, source: str) -> l
 
 
 def scores(model: HealthModel, readings: Sequence[Reading]) -> list[float]:
-    idx = [(s.name, sensor(s.name).index - 1) for s in model.sensors]
-    return [model.score({name: r.sensors[i] for name, i in idx}) for r in readings]
+    return [model.score_reading(r) for r in readings]
 
 
 def rul_errors(
@@ -115,7 +114,13 @@ def estimate_errors(
 
 
 def kfold_fit(
-    trajectories: Trajectories, k: int, *, sensors: Sequence[str], knee_rul: int, width: int = 20
+    trajectories: Trajectories,
+    k: int,
+    *,
+    sensors: Sequence[str],
+    knee_rul: int,
+    width: int = 20,
+    regimes: int | None = None,
 ) -> dict[str, Any]:
     """`sentinel fit --folds K`: the health index fitted without each fold and scored on it (R², healthy
     p99), and the remaining-life estimator (`width` cycles, 90%) on the fold's truncated units."""
@@ -123,7 +128,7 @@ def kfold_fit(
     for units in split(list(trajectories), k):
         training = {u: r for u, r in trajectories.items() if u not in units}
         held = {u: trajectories[u] for u in units}
-        model = fit(training, sensors=sensors, knee_rul=knee_rul).model
+        model = fit(training, sensors=sensors, knee_rul=knee_rul, regimes=regimes).model
         cut, ruls = truncate(held)
         per_fold.append({"units": len(units), **model_scores(model, held),
                          "rul": estimate_errors(cut, ruls, model, width, 0.9)})  # fmt: skip

@@ -24,6 +24,7 @@ from workloads.api.common import Finite, Model
 from workloads.catalog import SENSORS, sensor
 from workloads.errors import DynolineError
 from workloads.sample import Reading
+from workloads.sentinel.regimes import RegimeModel, fit_regimes
 
 FORMAT: Literal["dynoline.dev/health-index/v1"] = "dynoline.dev/health-index/v1"
 DEFAULT_KNEE_RUL = 125
@@ -76,17 +77,30 @@ class HealthModel(Model):
     intercept: Finite
     sensors: list[ModelSensor] = Field(min_length=1, max_length=len(SENSORS))
     training: dict[str, Any] = Field(default_factory=lambda: {})
+    # Per-regime standardisation applied before the linear score (a multi-point line); None: raw values.
+    regimes: RegimeModel | None = None
 
     @model_validator(mode="after")
     def _distinct(self) -> HealthModel:
         names = [s.name for s in self.sensors]
         if len(set(names)) != len(names):
             raise ValueError("sensors must not repeat")
+        if self.regimes is not None and set(names) - set(self.regimes.means):
+            raise ValueError(f"regimes lack sensors {sorted(set(names) - set(self.regimes.means))}")
         return self
 
-    def score(self, values: Mapping[str, float]) -> float:
-        """The score of one sample, from sensor name → value."""
+    def score(self, values: Mapping[str, float], settings: Sequence[float] | None = None) -> float:
+        """The score of one sample, from sensor name → value (and its settings, with regimes)."""
+        if self.regimes is not None:
+            if settings is None:
+                raise ValueError("a regime model scores a sample with its settings")
+            r = self.regimes.assign(settings)
+            values = {s.name: self.regimes.normalise(s.name, values[s.name], r) for s in self.sensors}
         return self.intercept + sum(s.weight * (values[s.name] - s.center) / s.scale for s in self.sensors)
+
+    def score_reading(self, reading: Reading) -> float:
+        return self.score({s.name: reading.sensors[sensor(s.name).index - 1] for s in self.sensors},
+                          reading.settings)  # fmt: skip
 
     def terms(self) -> list[tuple[str, float, float]]:
         """(column, center, weight / scale) per sensor: the SQL form `intercept + sum a * (col - center)`."""
@@ -176,8 +190,10 @@ def fit(
     sensors: Sequence[str] = INFORMATIVE,
     knee_rul: int = DEFAULT_KNEE_RUL,
     source: str = "",
+    regimes: int | None = None,
 ) -> Fit:
-    """Least-squares fit of the degradation target on run-to-failure trajectories (last cycle = failure)."""
+    """Least-squares fit of the degradation target on run-to-failure trajectories (last cycle = failure);
+    with `regimes`, on channels standardised per operating regime (k-means of the settings)."""
     if knee_rul < 1:
         raise DynolineError(f"knee must be at least 1 cycle, got {knee_rul}")
     chosen = [sensor(name) for name in sensors]
@@ -194,6 +210,14 @@ def fit(
             ys.append(degradation_target(last - r.cycle, knee_rul))
     if len(xs) <= len(chosen) + 1:
         raise DynolineError(f"too few samples ({len(xs)}) to fit {len(chosen)} sensors")
+    regime_model: RegimeModel | None = None
+    if regimes is not None:
+        settings = [r.settings for readings in trajectories.values() for r in readings]
+        channels = {s.name: [x[j] for x in xs] for j, s in enumerate(chosen)}
+        regime_model = fit_regimes(settings, channels, [y == 0.0 for y in ys], regimes)
+        assigned = [regime_model.assign(st) for st in settings]
+        xs = [[regime_model.normalise(s.name, v, g) for s, v in zip(chosen, x, strict=True)]
+              for x, g in zip(xs, assigned, strict=True)]  # fmt: skip
     centers = [statistics.fmean(col) for col in zip(*xs, strict=True)]
     scales = [statistics.pstdev(col, mu) for col, mu in zip(zip(*xs, strict=True), centers, strict=True)]
     for s, scale in zip(chosen, scales, strict=True):
@@ -223,7 +247,8 @@ def fit(
     draft = HealthModel(
         format=FORMAT, intercept=coef[0], sensors=model_sensors, target=Target(knee_rul=knee_rul)
     )
-    scores = [draft.score(dict(zip((s.name for s in chosen), x, strict=True))) for x in xs]
+    scores = [draft.score(dict(zip((s.name for s in chosen), x, strict=True))) for x in xs]  # normalised xs
+    draft = draft.model_copy(update={"regimes": regime_model})
     mean_y = statistics.fmean(ys)
     ss_tot = sum((y - mean_y) ** 2 for y in ys)
     ss_res = sum((y - p) ** 2 for y, p in zip(ys, scores, strict=True))
@@ -238,6 +263,7 @@ def fit(
         "healthy_score_p50": round(_quantile(healthy, 0.5), 4) if healthy else None,
         "healthy_score_p99": round(_quantile(healthy, 0.99), 4) if healthy else None,
         "healthy_score_max": round(healthy[-1], 4) if healthy else None,
+        "regimes": None if regime_model is None else len(regime_model.centroids),
     }
     model = draft.model_copy(
         update={

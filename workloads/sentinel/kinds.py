@@ -26,6 +26,7 @@ from workloads.api.rule import (
 )
 from workloads.catalog import sensor
 from workloads.sentinel import rul as rul_model
+from workloads.sentinel.regimes import by_regime_sql, normalised_sql
 from workloads.sentinel.rules import LoadedRule
 from workloads.sentinel.statement import Binder, op_sql
 
@@ -120,11 +121,24 @@ def rate_of_change(b: Binder, w: Windows, cond: RateOfChangeCondition, bound: sq
     return Judgement(stat, _compare(stat, cond.op, bound))
 
 
-def drift(b: Binder, w: Windows, cond: DriftCondition, bound: sql.Placeholder) -> Judgement:
+def drift(
+    b: Binder, w: Windows, i: int, loaded: LoadedRule, cond: DriftCondition, bound: sql.Placeholder
+) -> Judgement:
     """z-score of the window mean against the unit's baseline (`b{N}_*` columns), signed to `direction`;
-    NULL until the baseline is ready."""
+    NULL until the baseline is ready. With `regimes`: the window mean of the sensor standardised by its
+    regime's healthy statistics (the baseline is the fleet's, per regime, stored with the model)."""
     col_name = sensor(cond.sensor).column
     span = seconds(cond.window)
+    signs = {"up": "({})", "down": "(-{})", "both": "abs({})"}
+    if cond.regimes is not None:
+        assert loaded.model is not None and loaded.model.regimes is not None, "loaded with its regimes"
+        regimes = loaded.model.regimes
+        if sensor(cond.sensor).name not in regimes.means:
+            raise ValueError(f"rule {loaded.rule.name}: the regime model has no statistics for {cond.sensor}")
+        z_expr = normalised_sql(b, regimes, sensor(cond.sensor).name)
+        zmean = b.agg(("zmean", i), sql.SQL("avg({}){}").format(z_expr, w.filter(span)), tail=True)
+        stat = sql.SQL(signs[cond.direction]).format(zmean)
+        return Judgement(stat, sql.SQL("{} > {}").format(stat, bound))
     mean = b.agg(
         ("mean", col_name, span),
         sql.SQL("avg({}){}").format(sql.Identifier(col_name), w.filter(span)),
@@ -144,14 +158,34 @@ def drift(b: Binder, w: Windows, cond: DriftCondition, bound: sql.Placeholder) -
     return Judgement(stat, sql.SQL("{} > {}").format(stat, bound))
 
 
-def health_index_score(b: Binder, loaded: LoadedRule) -> sql.Composed:
-    """The model's linear score of one sample: `intercept + Σ weight·(x - center)`, weights bound."""
-    assert loaded.model is not None, "health-index rules are loaded with their model"
-    terms = [
-        sql.SQL("{} * ({} - {})").format(b.bind(a), sql.Identifier(column_name), b.bind(center))
-        for column_name, center, a in loaded.model.terms()
-    ]
-    return sql.SQL("{} + {}").format(b.bind(loaded.model.intercept), sql.SQL(" + ").join(terms))
+def health_index_score(b: Binder, loaded: LoadedRule) -> sql.Composable:
+    """The model's linear score of one sample: `intercept + Σ weight·(x - center)`, weights bound; with
+    regimes, the channels are standardised by their regime's statistics first, which folds into one
+    linear expression per regime (`regimes.py`)."""
+    model = loaded.model
+    assert model is not None, "health-index rules are loaded with their model"
+
+    def linear(const: float, coeffs: list[tuple[str, float]]) -> sql.Composed:
+        terms = [sql.SQL("{} * {}").format(b.bind(a), sql.Identifier(col)) for col, a in coeffs]
+        return sql.SQL("({} + {})").format(b.bind(const), sql.SQL(" + ").join(terms))
+
+    if model.regimes is None:
+        terms = [
+            sql.SQL("{} * ({} - {})").format(b.bind(a), sql.Identifier(column_name), b.bind(center))
+            for column_name, center, a in model.terms()
+        ]
+        return sql.SQL("{} + {}").format(b.bind(model.intercept), sql.SQL(" + ").join(terms))
+    regimes = model.regimes
+    branches = []
+    for r in range(len(regimes.centroids)):
+        # w/scale · ((x - m_r)/s_r - c) = (w/(scale·s_r))·x - w/scale·(m_r/s_r + c)
+        coeffs, const = [], model.intercept
+        for s in model.sensors:
+            m, sd, a = regimes.means[s.name][r], regimes.sds[s.name][r], s.weight / s.scale
+            coeffs.append((sensor(s.name).column, a / sd))
+            const -= a * (m / sd + s.center)
+        branches.append(linear(const, coeffs))
+    return by_regime_sql(b, regimes, branches)
 
 
 def health_index(
@@ -241,7 +275,7 @@ def judge(b: Binder, w: Windows, i: int, loaded: LoadedRule) -> Judgement:
     elif isinstance(cond, RateOfChangeCondition):
         judged = rate_of_change(b, w, cond, p_bound)
     elif isinstance(cond, DriftCondition):
-        judged = drift(b, w, cond, p_bound)
+        judged = drift(b, w, i, loaded, cond, p_bound)
     elif isinstance(cond, HealthIndexCondition):
         judged = health_index(b, w, i, loaded, cond, p_bound)
     elif isinstance(cond, RulCondition):

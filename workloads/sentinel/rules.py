@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from workloads.api.groupversion import GROUP
-from workloads.api.rule import HealthIndexCondition, RulCondition, Rule, SentinelRuleSpec
+from workloads.api.rule import DriftCondition, Rule, SentinelRuleSpec, model_ref
 from workloads.errors import DynolineError
 from workloads.sentinel.health_index import HealthModel, resolve_model
 
@@ -113,11 +113,17 @@ def load_rules(path: str | Path) -> list[LoadedRule]:
                 )
             seen[key] = where
             model = source = None
-            if isinstance(rule.condition, HealthIndexCondition | RulCondition):
+            ref = model_ref(rule.condition)
+            if ref is not None:
                 try:
-                    model, source = resolve_model(rule.condition.model, file.parent)
+                    model, source = resolve_model(ref, file.parent)
                 except DynolineError as exc:
                     raise DynolineError(f"{where}: rule {rule.name!r}: {exc}") from None
+                if isinstance(rule.condition, DriftCondition) and model.regimes is None:
+                    raise DynolineError(
+                        f"{where}: rule {rule.name!r}: condition.regimes: model {ref!r} has no regimes"
+                        " (fit it with `dynoline sentinel fit --regimes K`)"
+                    )
             loaded.append(LoadedRule(rule, where, model, source))
     if not loaded:
         raise DynolineError(f"{path}: no rules found")

@@ -10,13 +10,13 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from workloads.api.rule import SEVERITIES
+from workloads.quantile import percentile
 
 KNEE = 125
 POSITIVE_RUL = 30
@@ -32,16 +32,6 @@ class AlertSpan:
 
     def open_at(self, cycle: int) -> bool:
         return self.opened <= cycle and (self.resolved is None or self.resolved > cycle)
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def score(

@@ -11,6 +11,9 @@ The model (as in the paper, simplified to the one HPC fault mode of FD001):
   Gaussian noise `z`; settings 1-2 are small noise around 0 and setting 3 is 100 (FD001's single
   operating condition). Constant FD001 channels (T2, P2, epr, farB, Nf_dmd, PCNfR_dmd) have no shift and
   no noise.
+* Optionally (`operating_points`, see `with_operating_points`), every cycle runs at one of several
+  operating points, picked by a hash of (unit, tick) as FD002/FD004 pick one of six conditions per
+  cycle: the point sets the three settings (plus their noise) and adds its own offset to every channel.
 
 All constants are calibrated on FD001 train (NASA PCoE C-MAPSS, Saxena et al. 2008) by `calibrate`,
 which documents how; `FD001` holds its result and a test recomputes it from the shipped data.
@@ -24,6 +27,7 @@ Noise comes from a fixed pool of standard-normal vectors picked by a hash of (se
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import random
@@ -47,6 +51,13 @@ LAST_CYCLES = 5  # level at failure
 
 
 @dataclass(frozen=True)
+class OperatingPoint:
+    settings: tuple[float, float, float]
+    offset: tuple[float, ...]  # added to every channel's level at this point, catalogue order
+    gain: tuple[float, ...]  # scales every channel's noise and response to wear at this point
+
+
+@dataclass(frozen=True)
 class Calibration:
     """Everything the model needs; sensor tuples are in catalogue order (T2 … W32)."""
 
@@ -59,6 +70,7 @@ class Calibration:
     curvature: float  # k: how late in life wear takes off
     life_mean: float  # cycles
     life_std: float  # cycles
+    operating_points: tuple[OperatingPoint, ...] = ()  # none: the single condition of setting_mean
 
 
 # calibrate(load_builtin("FD001", "train")), rounded to 8 significant digits; test_synthetic recomputes it.
@@ -110,7 +122,7 @@ def _mix(x: int) -> int:
 _UNIT = 0xD1B54A32D192ED03
 _STEP = 0xABC98388FB8FAC03
 _STREAM = 0x8CB92BA72F3D8DD7
-_OFFSET, _WEAR, _CURVE, _NOISE = 1, 2, 3, 4
+_OFFSET, _WEAR, _CURVE, _NOISE, _POINT = 1, 2, 3, 4, 5
 _TO_UNIT = 2.0**-53
 
 
@@ -227,9 +239,51 @@ class SyntheticSource:
         wear = d0 + c * math.expm1(a * t)
         h = _mix((self._key + unit_id * _UNIT + tick * _STEP + _NOISE * _STREAM) & _M64)
         settings, base = self._pool[h & self._pool_mask]
+        points = self.calibration.operating_points
+        if points:
+            point = points[int(self._uniform(unit_id, tick, _POINT) * len(points))]
+            means = self.calibration.setting_mean
+            settings = (
+                point.settings[0] + settings[0] - means[0],
+                point.settings[1] + settings[1] - means[1],
+                point.settings[2] + settings[2] - means[2],
+            )
+            levels = self.calibration.baseline
+            return Reading(unit_id, t + 1, settings, tuple([
+                b0 + o + g * (b - b0 + wear * s)
+                for b, b0, o, g, s in zip(base, levels, point.offset, point.gain, self._shift, strict=True)
+            ]))  # fmt: skip
         return Reading(
             unit_id, t + 1, settings, tuple([b + wear * s for b, s in zip(base, self._shift, strict=True)])
         )
+
+
+# The six operating conditions of C-MAPSS FD002/FD004 (altitude kft, Mach number, throttle resolver angle).
+FD002_SETTINGS: tuple[tuple[float, float, float], ...] = (
+    (0.0, 0.0, 100.0), (10.0, 0.25, 100.0), (20.0, 0.7, 100.0),
+    (25.0, 0.62, 60.0), (35.0, 0.84, 100.0), (42.0, 0.84, 100.0),
+)  # fmt: skip
+
+
+def with_operating_points(
+    cal: Calibration,
+    settings: Sequence[tuple[float, float, float]] = FD002_SETTINGS,
+    *,
+    spread: float = 4.0,
+    gains: tuple[float, float] = (0.6, 1.4),
+    seed: int = 2,
+) -> Calibration:
+    """`cal` run at several operating points: the first at the calibrated levels, each other one moving
+    every channel that wears by U(-spread, spread) times its whole wear shift and scaling its noise and
+    wear response by U(*gains) (seeded), so a level that is normal at one point lies beyond failure at
+    another, as the channels of FD002 do, and no fixed linear mix of raw channels cancels the points."""
+    rng = random.Random(seed)
+    points = [OperatingPoint(settings[0], (0.0,) * N_SENSORS, (1.0,) * N_SENSORS)]
+    for s in settings[1:]:
+        offset = tuple(rng.uniform(-spread, spread) * abs(shift) for shift in cal.shift)
+        gain = tuple(rng.uniform(*gains) for _ in cal.shift)
+        points.append(OperatingPoint(s, offset, gain))
+    return dataclasses.replace(cal, operating_points=tuple(points))
 
 
 def _g(fraction: float, k: float) -> float:
