@@ -163,7 +163,7 @@ def runbook_anchors() -> set[str]:
 def test_every_alert_has_for_severity_texts_and_a_runbook_section() -> None:
     rules = alert_rules(tools.render("prometheusRule.enabled=true", "serviceMonitor.enabled=true",
                                      "prometheusRule.additionalRuleLabels.team=lines"))  # fmt: skip
-    assert len(rules) == 11
+    assert len(rules) == 12
     anchors = runbook_anchors()
     base = "https://github.com/dynoline/dynoline/blob/main/docs/runbooks.md#"
     for rule in rules:
