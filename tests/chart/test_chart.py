@@ -293,6 +293,22 @@ def test_bundled_postgresql_secret_is_what_a_dynoline_secret_ref_reads() -> None
     assert one(docs, "Service", "dynoline-postgresql")["spec"]["ports"][0]["port"] == 5432
 
 
+def test_bundled_postgresql_gets_the_recommended_settings_and_overrides() -> None:
+    def args(*values: str) -> list[str]:
+        docs = tools.render("postgresql.enabled=true", *values)
+        pod = one(docs, "StatefulSet", "dynoline-postgresql")["spec"]["template"]["spec"]
+        return list(pod["containers"][0].get("args", []))
+
+    assert args() == [
+        "-c", "checkpoint_timeout=15min", "-c", "max_wal_size=4GB",
+        "-c", "synchronous_commit=on", "-c", "wal_compression=on",
+    ]  # fmt: skip
+    changed = args("postgresql.settings.max_wal_size=8GB", "postgresql.settings.wal_compression=lz4")
+    assert "max_wal_size=8GB" in changed and "wal_compression=lz4" in changed
+    assert "max_wal_size=4GB" not in changed
+    assert args("postgresql.settings=null") == []
+
+
 def test_a_given_postgresql_password_is_used_as_is() -> None:
     docs = tools.render("postgresql.enabled=true", "postgresql.password=s3cret-pw")
     assert one(docs, "Secret")["stringData"]["password"] == "s3cret-pw"

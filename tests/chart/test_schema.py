@@ -32,6 +32,8 @@ from tests import tools
         ("workloads.batch.resources.limits.cpu=1", "additional properties 'batch' not allowed"),
         ("postgresql.password=p@ss:word", "at '/postgresql/password'"),
         ("postgresql.persistence.size=8G", "at '/postgresql/persistence/size'"),
+        ("postgresql.settings.Max-WAL=1GB", "invalid propertyName 'Max-WAL'"),
+        ("postgresql.settings.max_wal_size.x=1", "at '/postgresql/settings/max_wal_size'"),
         ("metrics.port=70000", "at '/metrics/port'"),
     ],
 )

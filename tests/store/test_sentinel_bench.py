@@ -20,6 +20,7 @@ def test_the_bench_rule_set_has_twenty_rules_of_every_kind() -> None:
         "rateOfChange",
         "drift",
         "healthIndex",
+        "rul",
     }
 
 

@@ -30,6 +30,7 @@ from psycopg import sql
 from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.errors import DynolineError
 from workloads.store.connection import connect, first_line
+from workloads.store.rows import one
 
 from .harness import (
     BenchDatabase,
@@ -303,8 +304,7 @@ def fresh(conn: Conn) -> None:
 
 
 def check_count(conn: Conn, expected: int, method: str) -> int:
-    row = conn.execute("SELECT count(*) FROM telemetry WHERE line = %s", (LINE,)).fetchone()
-    found = int(str(row[0])) if row else 0
+    found = one(conn, int, "SELECT count(*) FROM telemetry WHERE line = %s", (LINE,)) or 0
     if found != expected:
         raise DynolineError(f"{method} stored {found} rows, expected {expected}")
     return found

@@ -14,13 +14,15 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import NamedTuple
 
 from psycopg import sql
 
 from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.store.partitions import ensure_partitions
 from workloads.store.queries import LATEST_PER_UNIT
+from workloads.store.rows import every, one
 from workloads.store.unit_state import record_line, register_units
 
 from .fd001 import FD001_MOMENTS
@@ -43,6 +45,28 @@ _BUILD_TABLE = sql.SQL(
     " first_ts timestamptz NOT NULL, last_ts timestamptz NOT NULL, seconds double precision NOT NULL,"
     " built_at timestamptz NOT NULL DEFAULT now())"
 )
+
+_BUILD_ROW = (
+    "SELECT units, ticks, rows, first_ts, last_ts, seconds, built_at FROM bench_build WHERE line = %s"
+)
+
+
+class BuildRow(NamedTuple):
+    """A row of bench_build."""
+
+    units: int
+    ticks: int
+    rows: int
+    first_ts: datetime
+    last_ts: datetime
+    seconds: float
+    built_at: datetime
+
+
+class _Size(NamedTuple):
+    heap_bytes: Decimal  # sum(bigint) is numeric
+    index_bytes: Decimal
+    partitions: int
 
 
 @dataclass(frozen=True)
@@ -80,12 +104,9 @@ def build_experiments(conn: Conn) -> None:
 def ensure_data(conn: Conn, units: int, rows: int) -> Build:
     """Reuse a matching earlier build, or (re)fill telemetry for the bench line; returns its description."""
     conn.execute(_BUILD_TABLE)
-    found = conn.execute(
-        "SELECT units, ticks, rows, first_ts, last_ts, seconds, built_at FROM bench_build WHERE line = %s",
-        (LINE,),
-    ).fetchone()
-    if found is not None and found[0] == units and int(str(found[2])) >= rows:
-        log.info("reusing the %s-row telemetry built at %s", found[2], found[6])
+    found = one(conn, BuildRow, _BUILD_ROW, (LINE,))
+    if found is not None and found[0] == units and found.rows >= rows:
+        log.info("reusing the %s-row telemetry built at %s", found.rows, found.built_at)
         return describe_build(conn, found, reused=True)
     log.info("building telemetry: %d rows for %d units (server-side INSERT … SELECT)", rows, units)
     conn.execute("TRUNCATE bench_build")  # every line is rebuilt with the new bench line
@@ -111,10 +132,7 @@ def ensure_data(conn: Conn, units: int, rows: int) -> Build:
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
         (LINE, units, ticks, ticks * units, first, last, seconds),
     )
-    found = conn.execute(
-        "SELECT units, ticks, rows, first_ts, last_ts, seconds, built_at FROM bench_build WHERE line = %s",
-        (LINE,),
-    ).fetchone()
+    found = one(conn, BuildRow, _BUILD_ROW, (LINE,))
     assert found is not None
     return describe_build(conn, found, reused=False)
 
@@ -173,12 +191,12 @@ def fill_latest(conn: Conn) -> int:
     )
     with conn.transaction():
         conn.execute("TRUNCATE telemetry_latest")
-        for (line,) in conn.execute("SELECT DISTINCT line FROM unit_state ORDER BY 1").fetchall():
-            conn.execute(insert, params(str(line)))
+        for line in every(conn, str, "SELECT DISTINCT line FROM unit_state ORDER BY 1"):
+            conn.execute(insert, params(line))
     conn.execute("VACUUM ANALYZE telemetry_latest")
-    count = conn.execute("SELECT count(*) FROM telemetry_latest").fetchone()
+    count = one(conn, int, "SELECT count(*) FROM telemetry_latest")
     assert count is not None
-    return int(str(count[0]))
+    return count
 
 
 def fill_sql() -> sql.Composed:
@@ -200,24 +218,26 @@ def fill_sql() -> sql.Composed:
     )
 
 
-def describe_build(conn: Conn, found: tuple[Any, ...], *, reused: bool) -> Build:
-    units, ticks, rows, first, last, seconds, built_at = found
-    size = conn.execute(
+def describe_build(conn: Conn, found: BuildRow, *, reused: bool) -> Build:
+    size = one(
+        conn,
+        _Size,
         "SELECT coalesce(sum(pg_table_size(inhrelid)), 0), coalesce(sum(pg_indexes_size(inhrelid)), 0),"
-        " count(*) FROM pg_inherits WHERE inhparent = 'telemetry'::regclass"
-    ).fetchone()
+        " count(*) FROM pg_inherits WHERE inhparent = 'telemetry'::regclass",
+    )
     assert size is not None
+    units, ticks, rows, first, last, seconds, built_at = found
     return Build(
-        rows=int(rows),
-        units=int(units),
-        ticks_per_unit=int(ticks),
+        rows=rows,
+        units=units,
+        ticks_per_unit=ticks,
         first_ts=first.isoformat(),
         last_ts=last.isoformat(),
-        partitions=int(str(size[2])),
-        heap_bytes=int(str(size[0])),
-        index_bytes=int(str(size[1])),
-        build_seconds=round(float(seconds), 1),
-        build_rows_per_s=round(int(rows) / float(seconds)) if seconds else None,
+        partitions=size.partitions,
+        heap_bytes=int(size.heap_bytes),
+        index_bytes=int(size.index_bytes),
+        build_seconds=round(seconds, 1),
+        build_rows_per_s=round(rows / seconds) if seconds else None,
         built_at=built_at.isoformat(),
         reused=reused,
     )

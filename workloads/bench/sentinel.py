@@ -57,7 +57,7 @@ TARGET_RATIO = 1.5
 CHUNK_SECONDS = 60
 
 # The default pack's seven (thresholds moved to where the bench data's healthy noise never reaches),
-# then thirteen more over other channels, so every condition kind appears several times.
+# then thirteen more over other channels, so every condition kind appears (the pack's `rul` rule last).
 _RULES_YAML = """
 - {name: hpc-health-index, clear: {op: "<", value: 0.25},
    condition: {type: healthIndex, model: fd001-health, window: 10s, op: ">", value: 0.4}}
@@ -86,8 +86,8 @@ _RULES_YAML = """
    condition: {type: drift, sensor: W31, baselineSamples: 30, window: 30s, threshold: 3, direction: down}}
 - {name: p30-drift,
    condition: {type: drift, sensor: P30, baselineSamples: 30, window: 30s, threshold: 4, direction: both}}
-- {name: hpc-health-index-30s,
-   condition: {type: healthIndex, model: fd001-health, window: 30s, op: ">", value: 0.5}}
+- {name: rul-imminent, severity: critical,
+   condition: {type: rul, model: fd001-health, window: 20s, op: "<=", value: 35, confidence: 0.9}}
 """
 
 
@@ -96,7 +96,7 @@ def bench_rules(line: str = LINE) -> list[LoadedRule]:
     for spec in yaml.safe_load(_RULES_YAML):
         rule = Rule.model_validate({"line": line, **spec})
         model = source = None
-        if rule.condition.type == "healthIndex":
+        if rule.condition.type in ("healthIndex", "rul"):
             model, source = resolve_model(rule.condition.model, None)
         out.append(LoadedRule(rule, "bench", model, source))
     return out

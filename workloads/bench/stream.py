@@ -24,6 +24,7 @@ from typing import Any
 
 from workloads.errors import DynolineError
 from workloads.store.connection import connect
+from workloads.store.rows import one
 
 from .harness import (
     Result,
@@ -162,14 +163,14 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float, shards: int
         if errors:
             raise errors[0]
         stats = combine([outcome[i].as_dict() for i in range(shards)])
-        stored = conn.execute("SELECT count(*) FROM telemetry WHERE line = %s", (LINE,)).fetchone()
+        stored = one(conn, int, "SELECT count(*) FROM telemetry WHERE line = %s", (LINE,)) or 0
         database = db.describe()
     result = summarise(
         units=units,
         rate_hz=rate_hz,
         seconds=seconds,
         stats=stats,
-        stored=int(str(stored[0])) if stored else 0,
+        stored=stored,
         backlog=backlog,
         reader=probes.summary(),
         client_cpu_s=own,

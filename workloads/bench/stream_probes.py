@@ -23,6 +23,7 @@ import psycopg
 from workloads.errors import DynolineError
 from workloads.simulator.pacing import Schedule
 from workloads.store.connection import connect
+from workloads.store.rows import every, one
 
 from .harness import Conn, Result, percentile
 
@@ -135,8 +136,8 @@ class ServerCpu:
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
         self.tick = os.sysconf("SC_CLK_TCK")
-        row = conn.execute("SELECT pg_backend_pid()").fetchone()
-        self.local = row is not None and _comm(int(str(row[0]))) == "postgres"
+        pid = one(conn, int, "SELECT pg_backend_pid()")
+        self.local = pid is not None and _comm(pid) == "postgres"
         self.first: dict[int, float] = {}
         self.last: dict[int, float] = {}
         self.sample(initial=True)
@@ -144,12 +145,12 @@ class ServerCpu:
     def sample(self, *, initial: bool = False) -> None:
         if not self.local:
             return
-        for (pid,) in self.conn.execute("SELECT pid FROM pg_stat_activity"):
-            used = _cpu_seconds(int(str(pid)), self.tick)
+        for pid in every(self.conn, int, "SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL"):
+            used = _cpu_seconds(pid, self.tick)
             if used is None:
                 continue
-            self.first.setdefault(int(str(pid)), used if initial else 0.0)
-            self.last[int(str(pid))] = used
+            self.first.setdefault(pid, used if initial else 0.0)
+            self.last[pid] = used
 
     def seconds(self) -> float | None:
         if not self.local:

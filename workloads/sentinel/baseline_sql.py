@@ -44,13 +44,19 @@ def baseline_fill(line: str, samples: int, until: datetime) -> Statement:
     p_line = b.bind(line)
     query = sql.SQL(
         # MATERIALIZED: computed once, whatever the planner guesses about a freshly filled table.
-        "WITH f AS MATERIALIZED (SELECT p.unit_id, {means_named}, {sds_named} FROM sentinel_baselines p"
+        # Written back through ON CONFLICT (one primary-key probe per unit), not UPDATE … FROM: with
+        # the rows just inserted in this transaction the planner estimates one of each and nests the
+        # join, 10,000 x 10,000 comparisons on a new line of 10,000 units (minutes).
+        "WITH f AS MATERIALIZED (SELECT p.unit_id, p.life_start, {means_named}, {sds_named}"
+        " FROM sentinel_baselines p"
         " CROSS JOIN LATERAL (SELECT * FROM telemetry t WHERE t.line = p.line AND t.unit_id = p.unit_id"
         " AND t.ts >= p.life_start AND t.ts <= {until} ORDER BY t.ts LIMIT {n}) early"
         " WHERE p.line = {line} AND p.samples = {n} AND p.means IS NULL"
-        " GROUP BY p.unit_id HAVING count(*) = {n})"
-        " UPDATE sentinel_baselines s SET means = ARRAY[{means}], sds = ARRAY[{sds}], computed_at = now()"
-        " FROM f WHERE s.line = {line} AND s.samples = {n} AND s.unit_id = f.unit_id"
+        " GROUP BY p.unit_id, p.life_start HAVING count(*) = {n})"
+        " INSERT INTO sentinel_baselines AS s (line, unit_id, samples, life_start, means, sds, computed_at)"
+        " SELECT {line}, f.unit_id, {n}, f.life_start, ARRAY[{means}], ARRAY[{sds}], now() FROM f"
+        " ON CONFLICT (line, unit_id, samples) DO UPDATE SET means = excluded.means, sds = excluded.sds,"
+        " computed_at = excluded.computed_at WHERE s.means IS NULL"
     ).format(
         means=sql.SQL(", ").join(sql.Identifier(f"m_{s.column}") for s in SENSORS),
         sds=sql.SQL(", ").join(sql.Identifier(f"d_{s.column}") for s in SENSORS),
