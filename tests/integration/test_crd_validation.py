@@ -84,6 +84,7 @@ INVALID: list[tuple[str, dict[str, Any], str, bool]] = [
         True,
     ),
     ("retention-words", line(retention="7 days"), "spec.retention in body should match", True),
+    ("latest-interval-minutes", line(latestInterval="1m"), "spec.latestInterval in body should match", True),
     ("policy-unknown", line(telemetryPolicy="Purge"), 'Unsupported value: "Purge"', True),
     ("database-missing", without(line(), "spec", "database"), "spec.database: Required value", True),
     (
@@ -323,6 +324,7 @@ def test_valid_manifests_and_the_examples_are_accepted(crds: ControlPlane, names
     assert stored is not None
     # Defaults from the model are applied by the API server.
     assert stored["spec"]["telemetryPolicy"] == "Retain" and stored["spec"]["retention"] == "7d"
+    assert stored["spec"]["latestInterval"] == "1s"
     assert DynoLineSpec.model_validate(stored["spec"]).units == 10
 
 

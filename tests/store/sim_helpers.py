@@ -7,6 +7,7 @@ from datetime import datetime
 
 import psycopg
 
+from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.sample import Reading
 from workloads.simulator.runner import RunStats, Simulator
 from workloads.store.rows import every
@@ -41,6 +42,29 @@ def stored_keys(url: str, line: str) -> list[tuple[int, int, datetime]]:
 
     with psycopg.connect(url) as conn:
         return every(conn, key, "SELECT unit_id, cycle, ts FROM telemetry WHERE line = %s", (line,))
+
+
+Keyed = dict[tuple[object, object], tuple[object, ...]]
+_COLS = ", ".join(TELEMETRY_COLUMNS)
+
+
+def latest(conn: psycopg.Connection[tuple[object, ...]], line: str | None = None) -> Keyed:
+    """telemetry_latest by (line, unit_id), of one line or all."""
+    rows = conn.execute(
+        f"SELECT {_COLS} FROM telemetry_latest WHERE %(line)s::text IS NULL OR line = %(line)s",
+        {"line": line},
+    ).fetchall()
+    return {(r[0], r[1]): r for r in rows}
+
+
+def distinct_on(conn: psycopg.Connection[tuple[object, ...]], line: str | None = None) -> Keyed:
+    """What telemetry_latest must equal once everything committed is carried over: the newest row per unit."""
+    rows = conn.execute(
+        f"SELECT DISTINCT ON (line, unit_id) {_COLS} FROM telemetry"
+        " WHERE %(line)s::text IS NULL OR line = %(line)s ORDER BY line, unit_id, ts DESC",
+        {"line": line},
+    ).fetchall()
+    return {(r[0], r[1]): r for r in rows}
 
 
 class Background:

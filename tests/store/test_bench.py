@@ -82,10 +82,19 @@ def test_ingest_reports_every_method_with_the_rows_it_stored(
         "--rounds",
         "2",
     )
-    methods = {"seed_insert", "executemany", "copy", "server_copy"}
+    methods = {"seed_insert", "executemany", "copy", "copy_latest_per_batch", "server_copy"}
     assert set(r["rows_per_s"]) == methods
     assert all(v > 0 for v in r["rows_per_s"].values())
-    assert r["rows"] == {"seed_insert": 40, "executemany": 3000, "copy": 3000, "server_copy": 3000}
+    assert r["rows"] == {
+        "seed_insert": 40,
+        "executemany": 3000,
+        "copy": 3000,
+        "copy_latest_per_batch": 3000,
+        "server_copy": 3000,
+    }
+    assert r["ratios"]["copy_vs_copy_latest_per_batch"] == pytest.approx(
+        r["rows_per_s"]["copy"] / r["rows_per_s"]["copy_latest_per_batch"], rel=0.01
+    )
     assert r["rounds"] == 2
     assert all(len(r["rows_per_s_by_round"][m]) == 2 for m in methods)
     assert set(r["ratios"]) >= {"copy_vs_seed_insert", "copy_vs_server_copy"}
@@ -117,7 +126,13 @@ def test_ingest_rounds_rows_up_to_whole_ticks(capsys: pytest.CaptureFixture[str]
         "1",
     )
     assert r["ticks"] == 10
-    assert r["rows"] == {"seed_insert": 100, "executemany": 100, "copy": 100, "server_copy": 100}
+    assert r["rows"] == {
+        "seed_insert": 100,
+        "executemany": 100,
+        "copy": 100,
+        "copy_latest_per_batch": 100,
+        "server_copy": 100,
+    }
     assert not any("first" in note for note in r["notes"])  # all rows, so no subset to mention
 
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from tests.store.epoch import EPOCH
-from tests.store.sim_helpers import RecordingSource
+from tests.store.sim_helpers import RecordingSource, distinct_on, latest
 from workloads.bench.latest_baselines import LATEST_PER_UNIT_NAIVE, params
 from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.errors import DynolineError
@@ -29,7 +29,6 @@ from workloads.store.writer import (
 
 Conn = psycopg.Connection[tuple[object, ...]]
 T0 = EPOCH + timedelta(hours=23, minutes=59, seconds=58)  # batches straddle midnight: two partitions
-COLS = ", ".join(TELEMETRY_COLUMNS)
 
 
 def sample(line: str, unit: int, second: int) -> tuple[object, ...]:
@@ -38,18 +37,6 @@ def sample(line: str, unit: int, second: int) -> tuple[object, ...]:
 
 def batch(line: str, units: range, seconds: range) -> list[tuple[object, ...]]:
     return [sample(line, u, s) for s in seconds for u in units]
-
-
-def latest(conn: Conn) -> dict[tuple[object, object], tuple[object, ...]]:
-    rows = conn.execute(f"SELECT {COLS} FROM telemetry_latest").fetchall()
-    return {(r[0], r[1]): r for r in rows}
-
-
-def distinct_on(conn: Conn) -> dict[tuple[object, object], tuple[object, ...]]:
-    rows = conn.execute(
-        f"SELECT DISTINCT ON (line, unit_id) {COLS} FROM telemetry ORDER BY line, unit_id, ts DESC"
-    ).fetchall()
-    return {(r[0], r[1]): r for r in rows}
 
 
 @pytest.fixture
@@ -146,16 +133,18 @@ def test_latest_per_unit_refuses_a_column_telemetry_does_not_have(conn: Conn) ->
         latest_per_unit(conn, "a", ("unit_id", "t51"))
 
 
+@pytest.mark.parametrize("interval", [0.0, 1.0], ids=["in-each-batch", "every-second"])
 def test_a_simulator_run_with_an_overlap_and_an_old_spool_leaves_latest_equal_to_distinct_on(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, interval: float
 ) -> None:
     start = EPOCH + timedelta(hours=6)
     spool = tmp_path / "t.spool"
 
     def run(ticks: int, at: datetime) -> None:
         cfg = SimulatorConfig(
-            line="t", units=6, rate_hz=10.0, metrics_port=0, spool=spool, pace=False, ticks=ticks, start=at
-        )
+            line="t", units=6, rate_hz=10.0, metrics_port=0, spool=spool, pace=False, ticks=ticks, start=at,
+            latest_interval=interval,
+        )  # fmt: skip
         Simulator(cfg, database_url, source=RecordingSource()).run()
 
     run(12, start)  # COPY path

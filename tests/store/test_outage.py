@@ -12,9 +12,17 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
-from tests.store.sim_helpers import Background, RecordingSource, expected_keys, stored_keys
+from tests.store.sim_helpers import (
+    Background,
+    RecordingSource,
+    distinct_on,
+    expected_keys,
+    latest,
+    stored_keys,
+)
 from tests.waiting import wait_for
 from workloads.simulator.config import SimulatorConfig
 from workloads.simulator.runner import Simulator
@@ -60,6 +68,8 @@ def test_outage_loses_nothing_and_duplicates_nothing(
     assert sum(stored.values()) == stats.generated
     assert set(stored) == generated
     assert max(stored.values()) == 1
+    with psycopg.connect(database_url) as conn:  # the keeper's interval flushes failed while away
+        assert len(latest(conn, "outage")) == 4 and latest(conn, "outage") == distinct_on(conn, "outage")
 
 
 @pytest.mark.slow
@@ -106,6 +116,8 @@ def test_a_killed_simulator_leaves_a_spool_the_next_one_replays(
     assert max(stored.values()) == 1
     assert set(spooled) <= set(stored)
     assert before <= set(stored)
+    with psycopg.connect(database_url) as conn:  # caught up at the start, then the replay carried over
+        assert latest(conn, "crash") == distinct_on(conn, "crash")
 
 
 def full_spool(tmp_path: Path) -> Path:

@@ -62,6 +62,8 @@ def test_default_queue_bound_holds_seconds_of_rows() -> None:
         (["--seed", "3"], "--seed applies to --source synthetic only"),
         (["--max-latency-ms", "-1"], "--max-latency-ms must be between 0 and 60000"),
         (["--duration", "nan"], "--duration must be a finite number"),
+        (["--latest-interval-ms", "-5"], "--latest-interval-ms must be between 0 and 99000, got -5"),
+        (["--latest-interval-ms", "100000"], "--latest-interval-ms must be between 0 and 99000, got 100000"),
     ],
 )
 def test_bad_flags_are_one_line_errors(argv: list[str], message: str) -> None:
@@ -102,6 +104,7 @@ def test_dynoline_resource_as_config_file(tmp_path: Path, monkeypatch: pytest.Mo
     assert c.source.type == "synthetic" and c.source.seed == 7
     assert [fault.unit for fault in c.faults] == [5]
     assert c.retention.days == 3
+    assert c.latest_interval == 1.0  # the spec's default
     # a flag beats the environment
     assert config_from_args(parse("--config", str(f), "--shard", "1")).shard == 1
 
@@ -158,3 +161,22 @@ def test_the_heap_is_unfrozen_when_the_run_fails() -> None:
     with pytest.raises(DynolineError), long_lived_heap():
         raise DynolineError("the run failed")
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize(("text", "interval"), [("0s", 0.0), ("250ms", 0.25), ("5s", 5.0)])
+def test_the_latest_interval_comes_from_the_line_and_a_flag_beats_it(
+    tmp_path: Path, text: str, interval: float
+) -> None:
+    f = tmp_path / "line.yaml"
+    f.write_text(f"line: a\nspec:\n  units: 2\n  latestInterval: {text}\n")
+    assert config_from_args(parse("--config", str(f))).latest_interval == interval
+    assert config_from_args(parse("--config", str(f), "--latest-interval-ms", "0")).latest_interval == 0.0
+
+
+@pytest.mark.parametrize("text", ["0", "0ms", "1m", "100s", "100000ms", "-1s"])
+def test_a_latest_interval_out_of_its_form_names_the_field(tmp_path: Path, text: str) -> None:
+    f = tmp_path / "line.yaml"
+    f.write_text(f"line: a\nspec:\n  units: 2\n  latestInterval: '{text}'\n")
+    with pytest.raises(DynolineError, match=r"latestInterval") as err:
+        config_from_args(parse("--config", str(f)))
+    assert "\n" not in str(err.value)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from workloads.api import cel
-from workloads.api.common import DnsName, Duration, Finite, Model
+from workloads.api.common import DnsName, Duration, Finite, Model, seconds
 from workloads.api.spool import SpoolSpec
 
 MAX_UNITS = 100_000
@@ -83,6 +83,16 @@ SPOOL_CLAIM_IMMUTABLE = (
 )
 
 
+LATEST_INTERVAL_PATTERN = r"^(0s|[1-9][0-9]{0,4}ms|[1-9][0-9]?s)$"
+LatestInterval = Annotated[str, StringConstraints(pattern=LATEST_INTERVAL_PATTERN)]
+"""`0s`, up to `99999ms` or `99s`: a Duration that may be zero, and short (docs/telemetry-latest.md)."""
+
+
+def interval_seconds(text: str) -> float:
+    """`0s` → 0.0, `250ms` → 0.25, `5s` → 5.0 (a LatestInterval)."""
+    return 0.0 if text == "0s" else seconds(text)
+
+
 class DynoLineSpec(Model):
     # CEL with no pydantic validator to sit on (crdgen copies `x-kubernetes-validations` verbatim).
     model_config = ConfigDict(
@@ -109,6 +119,13 @@ class DynoLineSpec(Model):
     )
     resources: Resources | None = Field(
         None, description="simulator pods' resources (default: the operator's, chart workloads.simulator)"
+    )
+    latest_interval: LatestInterval = Field(
+        "1s",
+        description=(
+            "how often each shard carries its committed samples into telemetry_latest, the latest-sample"
+            " table (readers see it this much behind at most); 0s: in every batch's own transaction"
+        ),
     )
     telemetry_policy: Literal["Retain", "Delete"] = Field(
         "Retain", description="what happens to the line's telemetry rows when the DynoLine is deleted"

@@ -1,7 +1,10 @@
-"""`dynoline bench ingest`: rows/s of four ways to store the same rows in the same database.
+"""`dynoline bench ingest`: rows/s of five ways to store the same rows in the same database.
 
 - `copy`: the simulator itself (`Simulator.run` in backfill mode): source → row → binary COPY in
-  micro-batches, generation included, exactly the path a shard streams through.
+  micro-batches, generation included, exactly the path a shard streams through, with its default
+  `latestInterval` (1 s: `telemetry_latest` kept by a second connection, simulator/latest.py).
+- `copy_latest_per_batch`: the same with `latestInterval: 0s`, the latest table upserted in every
+  batch's transaction (the only way before): what the interval saves, side by side.
 - `server_copy`: PostgreSQL's own `COPY telemetry FROM '<file>'` of the very rows `copy` stored,
   written beforehand to a file the server can read: the practical limit of the server.
 - `executemany`: psycopg's executemany of INSERTs (pipelined), one commit.
@@ -50,7 +53,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "dynoline_bench_ingest"
 LINE = "bench-ingest"
-METHODS = ("seed_insert", "executemany", "copy", "server_copy")
+METHODS = ("seed_insert", "executemany", "copy", "copy_latest_per_batch", "server_copy")
 TARGET_VS_SEED = 50.0  # copy ≥ 50x seed_insert
 TARGET_VS_SERVER = 0.6  # copy ≥ 60% of server_copy
 
@@ -59,6 +62,12 @@ Row = tuple[object, ...]
 _COLS = sql.SQL(", ").join(sql.Identifier(c) for c in TELEMETRY_COLUMNS)
 _INSERT = sql.SQL("INSERT INTO telemetry ({}) VALUES ({})").format(
     _COLS, sql.SQL(", ").join(sql.Placeholder() * len(TELEMETRY_COLUMNS))
+)
+# Units whose latest-table row is not their newest telemetry row: 0 once a run has stopped cleanly.
+_LATEST_BEHIND = (
+    "SELECT count(*) FROM (SELECT DISTINCT ON (unit_id) unit_id, ts FROM telemetry WHERE line = %s"
+    " ORDER BY unit_id, ts DESC) t LEFT JOIN telemetry_latest l ON l.line = %s"
+    " AND l.unit_id = t.unit_id AND l.ts = t.ts WHERE l.unit_id IS NULL"
 )
 _SELECT_LINE = sql.SQL("SELECT {} FROM telemetry WHERE line = {} ORDER BY ts, unit_id").format(
     _COLS, sql.Literal(LINE)
@@ -102,8 +111,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def round_order(rnd: int) -> tuple[str, ...]:
     """Each round starts with a different method (round 0 with `copy`, which makes the data)."""
-    base = ("copy", "server_copy", "executemany", "seed_insert")
-    return base[rnd % 4 :] + base[: rnd % 4]
+    base = ("copy", "server_copy", "executemany", "seed_insert", "copy_latest_per_batch")
+    return base[rnd % 5 :] + base[: rnd % 5]
 
 
 def run(url: str | None, rows: int, units: int, seed_rows: int, rounds: int = 3) -> Result:
@@ -128,6 +137,10 @@ def run(url: str | None, rows: int, units: int, seed_rows: int, rounds: int = 3)
                         if rnd == 0:
                             data = fetch_rows(conn)
                             server_file = write_server_file(conn, notes)
+                    elif method == "copy_latest_per_batch":
+                        spent, stored[method] = simulator_copy(db, units, ticks, rnd, latest_interval=0.0)
+                        seconds[method].append(spent)
+                        check_count(conn, total, method)
                     elif method == "server_copy":
                         if server_file is None:
                             continue
@@ -152,6 +165,11 @@ def run(url: str | None, rows: int, units: int, seed_rows: int, rounds: int = 3)
     notes.append(
         "copy includes generating the rows (C-MAPSS FD001 replay); the other methods are given the same"
         " rows already in memory (server_copy: already in a server-side binary COPY file)"
+    )
+    notes.append(
+        "copy keeps telemetry_latest with the default latestInterval (1 s, its own connection);"
+        " copy_latest_per_batch upserts it in every batch's transaction (latestInterval 0s); both are"
+        " checked to leave it equal to the newest row per unit"
     )
     if rounds > 1:
         notes.append(
@@ -191,6 +209,7 @@ def summarise(
             "copy_vs_seed_insert": round(vs_seed, 2) if vs_seed is not None else None,
             "copy_vs_server_copy": round(vs_server, 3) if vs_server is not None else None,
             "copy_vs_executemany": _round(ratio(per_s["copy"], per_s["executemany"])),
+            "copy_vs_copy_latest_per_batch": _round(ratio(per_s["copy"], per_s["copy_latest_per_batch"])),
             "executemany_vs_seed_insert": _round(ratio(per_s["executemany"], per_s["seed_insert"])),
         },
         "targets": {
@@ -215,8 +234,10 @@ def _round(x: float | None) -> float | None:
 # ------------------------------------------------------------------ the methods
 
 
-def simulator_copy(db: BenchDatabase, units: int, ticks: int, rnd: int = 0) -> tuple[float, int]:
-    """The simulator's own backfill: its generator and writer threads, its batches, its COPY."""
+def simulator_copy(
+    db: BenchDatabase, units: int, ticks: int, rnd: int = 0, latest_interval: float | None = None
+) -> tuple[float, int]:
+    """The simulator's own backfill: its threads, its batches, its COPY; `telemetry_latest` checked after."""
     from workloads.simulator.config import SimulatorConfig
     from workloads.simulator.runner import Simulator
 
@@ -229,11 +250,19 @@ def simulator_copy(db: BenchDatabase, units: int, ticks: int, rnd: int = 0) -> t
         metrics_port=0,
         spool=db.workdir / f"spool-{rnd}",
     )
+    if latest_interval is not None:
+        config = config.with_(latest_interval=latest_interval)
     stats = Simulator(config, db.url).run()
     if stats.written != units * ticks or stats.spooled:
         raise DynolineError(
             f"the simulator wrote {stats.written} of {units * ticks} rows ({stats.spooled} spooled):"
             " the database misbehaved during the benchmark"
+        )
+    with connect(db.url) as conn:
+        behind = one(conn, int, _LATEST_BEHIND, (LINE, LINE))
+    if behind:
+        raise DynolineError(
+            f"after the simulator's run, telemetry_latest disagrees with telemetry for {behind} units"
         )
     return stats.elapsed_s, stats.written
 
@@ -296,7 +325,7 @@ def remove_server_file(conn: Conn, path: str, db: BenchDatabase) -> None:
 
 def fresh(conn: Conn) -> None:
     """An empty table, and no dirty pages left for the next method to flush."""
-    conn.execute("TRUNCATE telemetry")
+    conn.execute("TRUNCATE telemetry, telemetry_latest")
     try:
         conn.execute("CHECKPOINT")
     except psycopg.Error as exc:  # needs pg_checkpoint; the comparison stays valid without it

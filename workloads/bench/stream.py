@@ -4,7 +4,8 @@ While `Simulator.run` streams (`--units` x `--rate` Hz for `--seconds`), this sa
 every second and a reader in a separate process checks when chosen samples become visible: it picks
 a sample due shortly, waits for its generation time, then polls its primary key every 2 ms. So the
 lag is reported twice: as the writer sees it (commit time - generation ts, every row) and as a reader
-sees it (first visible - generation ts).
+sees it (first visible - generation ts). A second reader process does the same on `telemetry_latest`,
+which is behind telemetry by up to the simulator's `latestInterval` (reported, not a target).
 
 Throughput is judged against the **offered** rate, not against what was generated: backpressure
 throttles the generator when the writer cannot keep up, so generated - written stays flat while the
@@ -23,6 +24,7 @@ import time
 from typing import Any
 
 from workloads.errors import DynolineError
+from workloads.simulator.config import DEFAULT_LATEST_INTERVAL_S, MAX_LATEST_INTERVAL_S
 from workloads.store.connection import connect
 from workloads.store.rows import one
 
@@ -33,7 +35,7 @@ from .harness import (
     emit,
     machine,
 )
-from .stream_probes import LINE, Reader, ServerCpu, own_cpu, peak_rss_mib, rss_mib
+from .stream_probes import LINE, PROBE_GIVE_UP, Reader, ServerCpu, own_cpu, peak_rss_mib, rss_mib
 from .stream_report import Backlog, combine, render, summarise
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,13 @@ def register(bench_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="simulator shards splitting the units, each with its own writer connection, in this process"
         " (default 1)",
     )
+    p.add_argument(
+        "--latest-interval-ms",
+        type=float,
+        default=None,
+        help="the simulator's latestInterval in ms; 0: telemetry_latest in every batch (default: the"
+        " product's, 1000)",
+    )
     p.set_defaults(handler=run_command)
 
 
@@ -74,12 +83,27 @@ def run_command(args: argparse.Namespace) -> int:
         raise DynolineError(f"--shards must be between 1 and 16, got {args.shards}")
     if args.shards > args.units:
         raise DynolineError(f"--shards {args.shards} must not exceed --units {args.units}")
-    result = run(args.database_url, args.units, args.rate, args.seconds, args.shards)
+    interval = args.latest_interval_ms
+    if interval is not None and not (
+        math.isfinite(interval) and 0 <= interval <= MAX_LATEST_INTERVAL_S * 1000
+    ):
+        raise DynolineError(
+            f"--latest-interval-ms must be between 0 and {MAX_LATEST_INTERVAL_S * 1000:g}, got {interval:g}"
+        )
+    latest_interval = interval / 1000 if interval is not None else DEFAULT_LATEST_INTERVAL_S
+    result = run(args.database_url, args.units, args.rate, args.seconds, args.shards, latest_interval)
     emit(result, args.json, render)
     return 0
 
 
-def run(url: str | None, units: int, rate_hz: float, seconds: float, shards: int = 1) -> Result:
+def run(
+    url: str | None,
+    units: int,
+    rate_hz: float,
+    seconds: float,
+    shards: int = 1,
+    latest_interval: float = DEFAULT_LATEST_INTERVAL_S,
+) -> Result:
     from workloads.simulator.config import SimulatorConfig
     from workloads.simulator.runner import Simulator
 
@@ -96,6 +120,7 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float, shards: int
                     spool=db.workdir / f"spool-{shard}",
                     shard=shard,
                     shards=shards,
+                    latest_interval=latest_interval,
                 ),
                 db.url,
             )
@@ -118,6 +143,10 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float, shards: int
             for i in range(shards)
         ]
         reader = Reader(db.url, seconds)
+        # a dashboard's read: when the sample shows in telemetry_latest (polled every 20 ms)
+        latest_reader = Reader(
+            db.url, seconds, "telemetry_latest", poll=0.02, give_up=PROBE_GIVE_UP + latest_interval
+        )
         for t in streamers:
             t.start()
 
@@ -126,7 +155,8 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float, shards: int
 
         while not done():
             if sims[0].progress().generated:  # the schedule is fixed once the first rows are out
-                reader.start(sims[0].schedule)  # the reader watches shard 0's samples
+                reader.start(sims[0].schedule)  # the readers watch shard 0's samples
+                latest_reader.start(sims[0].schedule)
                 break
             time.sleep(0.01)
         backlog = Backlog()
@@ -152,6 +182,7 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float, shards: int
         for t in streamers:
             t.join()
         probes = reader.join()
+        latest_probes = latest_reader.join()
         wall = time.monotonic() - began
         own = own_cpu() - own0
         memory = {
@@ -173,6 +204,8 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float, shards: int
         stored=stored,
         backlog=backlog,
         reader=probes.summary(),
+        latest_reader=latest_probes.summary(),
+        latest_interval_s=latest_interval,
         client_cpu_s=own,
         server_cpu_s=cpu.seconds(),
         wall_s=wall,
@@ -181,4 +214,19 @@ def run(url: str | None, units: int, rate_hz: float, seconds: float, shards: int
         memory=memory,
     )
     result["shards"] = shards
+    result["lag_latest"].update(latest_upkeep(sims))
     return result
+
+
+def latest_upkeep(sims: list[Any]) -> Result:
+    """The latest keepers' upserts over the run, from their own histograms (all shards)."""
+    count = total = 0.0
+    for sim in sims:
+        labels = {"line": sim.config.line, "shard": str(sim.config.shard)}
+        get = sim.metrics.registry.get_sample_value
+        count += get("dynoline_simulator_latest_flush_seconds_count", labels) or 0.0
+        total += get("dynoline_simulator_latest_flush_seconds_sum", labels) or 0.0
+    return {
+        "upserts": int(count),
+        "upsert_mean_ms": round(total / count * 1000, 1) if count else None,
+    }

@@ -31,6 +31,12 @@ LINE = "bench-stream"
 PROBE_AHEAD = 0.2  # the reader picks a sample due this long from now
 PROBE_POLL = 0.002
 PROBE_GIVE_UP = 5.0
+# Where a reader looks for its sample: telemetry itself, or the latest-sample table (a dashboard's read,
+# behind by up to the simulator's latestInterval, so polled less often and given longer).
+PROBE_SQL = {
+    "telemetry": "SELECT 1 FROM telemetry WHERE line = %s AND unit_id = %s AND ts = %s",
+    "telemetry_latest": "SELECT 1 FROM telemetry_latest WHERE line = %s AND unit_id = %s AND ts >= %s",
+}
 
 
 @dataclass
@@ -40,6 +46,7 @@ class Probes:
     lags: list[float] = field(default_factory=list)
     timeouts: int = 0
     error: str | None = None
+    poll: float = PROBE_POLL
 
     def summary(self) -> Result:
         ms = [x * 1000 for x in self.lags]
@@ -49,19 +56,27 @@ class Probes:
             "p50_ms": round(percentile(ms, 0.5), 1) if ms else None,
             "p99_ms": round(percentile(ms, 0.99), 1) if ms else None,
             "max_ms": round(max(ms), 1) if ms else None,
-            "poll_interval_ms": PROBE_POLL * 1000,
+            "poll_interval_ms": self.poll * 1000,
             "reader": "a separate process with its own connection",
             "error": self.error,
         }
 
 
-def read_lags(url: str, sched: Schedule, duration: float, out: Any) -> None:
+def read_lags(
+    url: str,
+    sched: Schedule,
+    duration: float,
+    out: Any,
+    table: str = "telemetry",
+    poll: float = PROBE_POLL,
+    give_up: float = PROBE_GIVE_UP,
+) -> None:
     """The reader process: watch for samples due shortly until the run's last second; send Probes back.
 
     A process of its own, like a dashboard, so its polling neither shares the simulator's interpreter
     lock nor its connection.
     """
-    probes = Probes()
+    probes = Probes(poll=poll)
     try:
         with connect(url, autocommit=True) as conn:
             start = sched.ts(0).timestamp()
@@ -74,7 +89,7 @@ def read_lags(url: str, sched: Schedule, duration: float, out: Any) -> None:
                 unit, ts = sched.key(k)
                 while (left := ts.timestamp() - time.time()) > 0:
                     time.sleep(left)
-                lag = _poll(conn, unit, ts)
+                lag = _poll(conn, PROBE_SQL[table], unit, ts, poll, give_up)
                 if lag is None:
                     probes.timeouts += 1
                 else:
@@ -85,24 +100,31 @@ def read_lags(url: str, sched: Schedule, duration: float, out: Any) -> None:
     out.close()
 
 
-def _poll(conn: Conn, unit: int, ts: datetime) -> float | None:
+def _poll(conn: Conn, query: str, unit: int, ts: datetime, poll: float, give_up: float) -> float | None:
     born = ts.timestamp()
-    while time.time() - born < PROBE_GIVE_UP:
-        found = conn.execute(
-            "SELECT 1 FROM telemetry WHERE line = %s AND unit_id = %s AND ts = %s", (LINE, unit, ts)
-        ).fetchone()
-        if found:
+    while time.time() - born < give_up:
+        if conn.execute(query, (LINE, unit, ts)).fetchone():
             return time.time() - born
-        time.sleep(PROBE_POLL)
+        time.sleep(poll)
     return None
 
 
 class Reader:
     """Starts `read_lags` in a spawned process once the simulator's schedule is fixed; collects it."""
 
-    def __init__(self, url: str, duration: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        duration: float,
+        table: str = "telemetry",
+        poll: float = PROBE_POLL,
+        give_up: float = PROBE_GIVE_UP,
+    ) -> None:
         self.url = url
         self.duration = duration
+        self.table = table
+        self.poll = poll
+        self.give_up = give_up
         self._process: Any = None
         self._pipe: Any = None
         self.probes = Probes()
@@ -111,7 +133,10 @@ class Reader:
         ctx = multiprocessing.get_context("spawn")
         self._pipe, child = ctx.Pipe(duplex=False)
         self._process = ctx.Process(
-            target=read_lags, args=(self.url, sched, self.duration, child), name="bench-reader", daemon=True
+            target=read_lags,
+            args=(self.url, sched, self.duration, child, self.table, self.poll, self.give_up),
+            name=f"bench-reader-{self.table}",
+            daemon=True,
         )
         self._process.start()
         child.close()
@@ -120,7 +145,7 @@ class Reader:
         if self._process is None:
             self.probes.error = "the reader never started (no sample was generated)"
             return self.probes
-        if self._pipe.poll(PROBE_GIVE_UP + 10):
+        if self._pipe.poll(self.give_up + 10):
             self.probes = self._pipe.recv()
         else:
             self.probes.error = "the reader process did not report"

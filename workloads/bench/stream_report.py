@@ -116,6 +116,8 @@ def summarise(
     backlog: Backlog,
     reader: Result,
     client_cpu_s: float,
+    latest_reader: Result | None = None,
+    latest_interval_s: float | None = None,
     server_cpu_s: float | None,
     wall_s: float,
     database: str,
@@ -197,6 +199,11 @@ def summarise(
             "what": "first visible to a separate reader - generation ts, sampled samples",
             **reader,
         },
+        "lag_latest": {
+            "what": "first seen in telemetry_latest - generation ts, sampled samples (not a target)",
+            "latest_interval_s": latest_interval_s,
+            **(latest_reader or {}),
+        },
         "cpu": {
             "client_s": round(client_cpu_s, 2),
             "server_s": round(server_cpu_s, 2) if server_cpu_s is not None else None,
@@ -243,6 +250,18 @@ def render(r: Result) -> str:
         ["commit - generation (every row)", lc["count"], lc["p50_ms"], lc["p99_ms"], lc["max_ms"]],
         ["visible to reader - generation", lq["probes"], lq["p50_ms"], lq["p99_ms"], lq["max_ms"]],
     ]
+    ll = r.get("lag_latest") or {}
+    if ll.get("probes") is not None:
+        rows.append(
+            [
+                f"in telemetry_latest - generation (latestInterval {ll['latest_interval_s']:g} s,"
+                f" {ll.get('upserts', 0)} upserts, mean {ll.get('upsert_mean_ms')} ms)",
+                ll["probes"],
+                ll["p50_ms"],
+                ll["p99_ms"],
+                ll["max_ms"],
+            ]
+        )
     lines = [
         f"dynoline bench stream: {r['units']:,} units x {r['rate_hz']:g} Hz for {r['seconds']:g} s"
         f" in {r.get('shards', 1)} shard(s) into {r['database']}",

@@ -80,6 +80,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"flush a batch this long after its oldest row (default {DEFAULT_MAX_LATENCY_MS:g})",
     )
     p.add_argument("--queue-rows", metavar="Q", help="queue bound between generator and writer")
+    p.add_argument(
+        "--latest-interval-ms",
+        metavar="L",
+        help="carry committed samples into telemetry_latest this often; 0: in each batch (default 1000)",
+    )
     p.add_argument("--shutdown-timeout", metavar="S", help="seconds to replay the spool on exit (default 20)")
     p.set_defaults(handler=_simulate)
 
@@ -152,6 +157,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         fields["batch_rows"] = _int(args.batch_rows, "--batch-rows")
     if args.max_latency_ms is not None:
         fields["max_latency"] = _float(args.max_latency_ms, "--max-latency-ms") / 1000
+    if args.latest_interval_ms is not None:
+        fields["latest_interval"] = _float(args.latest_interval_ms, "--latest-interval-ms") / 1000
     if args.queue_rows is not None:
         fields["queue_rows"] = _int(args.queue_rows, "--queue-rows")
     if args.shutdown_timeout is not None:

@@ -21,7 +21,14 @@ import yaml
 from pydantic import Field, ValidationError
 
 from workloads.api.common import DNS_LABEL_PATTERN, Model, seconds
-from workloads.api.line import CmapssSource, DatabaseRef, DynoLineSpec, Fault, SyntheticSource
+from workloads.api.line import (
+    CmapssSource,
+    DatabaseRef,
+    DynoLineSpec,
+    Fault,
+    SyntheticSource,
+    interval_seconds,
+)
 from workloads.errors import DynolineError
 
 CONFIG_ENV = "DYNOLINE_CONFIG"
@@ -33,6 +40,8 @@ DEFAULT_BATCH_ROWS = 5000
 DEFAULT_MAX_LATENCY_MS = 20.0
 QUEUE_SECONDS = 5  # default queue bound: this many seconds of the shard's rows
 MAX_DEFAULT_QUEUE_ROWS = 200_000
+DEFAULT_LATEST_INTERVAL_S = 1.0
+MAX_LATEST_INTERVAL_S = 99.0
 
 SourceSpec = CmapssSource | SyntheticSource
 
@@ -81,6 +90,9 @@ class SimulatorConfig:
     spool: Path | str | None = None  # a file, or a directory (existing, or text ending in "/")
     metrics_port: int = DEFAULT_METRICS_PORT  # 0: no HTTP endpoint
     shutdown_timeout: float = 20.0  # seconds to spend replaying the spool on the way out
+    latest_interval: float = (
+        DEFAULT_LATEST_INTERVAL_S  # telemetry_latest upkeep; 0: in each batch (latest.py)
+    )
 
     def __post_init__(self) -> None:
         validate(self)
@@ -140,6 +152,11 @@ def validate(c: SimulatorConfig) -> None:
         raise DynolineError(f"--duration must be a positive number of seconds, got {c.duration}")
     if not (math.isfinite(c.shutdown_timeout) and c.shutdown_timeout >= 0):
         raise DynolineError(f"--shutdown-timeout must be a number of seconds ≥ 0, got {c.shutdown_timeout}")
+    if not (math.isfinite(c.latest_interval) and 0 <= c.latest_interval <= MAX_LATEST_INTERVAL_S):
+        raise DynolineError(
+            f"--latest-interval-ms must be between 0 and {MAX_LATEST_INTERVAL_S * 1000:g},"
+            f" got {c.latest_interval * 1000:g}"
+        )
     if not 0 <= c.metrics_port <= 65535:
         raise DynolineError(f"--metrics-port must be 0..65535, got {c.metrics_port}")
     if c.start is not None and c.start.tzinfo is None:
@@ -206,6 +223,7 @@ def from_line_file(lf: LineFile, shard: int) -> SimulatorConfig:
         faults=tuple(spec.faults),
         retention=timedelta(seconds=seconds(spec.retention)),
         paused=spec.paused,
+        latest_interval=interval_seconds(spec.latest_interval),
         batch_rows=tune.batch_rows or DEFAULT_BATCH_ROWS,
         max_latency=(tune.max_latency_ms if tune.max_latency_ms is not None else DEFAULT_MAX_LATENCY_MS)
         / 1000,

@@ -35,6 +35,7 @@ from .batcher import Batcher
 from .config import SimulatorConfig
 from .health import Health
 from .lag import LagHistogram
+from .latest import LatestKeeper
 from .metrics import SimulatorMetrics
 from .rowqueue import RowQueue
 from .spool import Spool
@@ -92,8 +93,10 @@ class Delivery:
         health: Health,
         counts: Counts,
         stopping: threading.Event,
+        latest: LatestKeeper | None = None,
     ) -> None:
         self.config = config
+        self.latest = latest  # None: telemetry_latest moves in each batch's own transaction
         self.url = url
         self.metrics = metrics
         self.health = health
@@ -157,12 +160,15 @@ class Delivery:
             try:
                 self.ensure_partitions_for(conn, batch)
                 copy_rows(conn, batch)
-                upsert_latest(conn, batch)  # same transaction: never disagrees
+                if self.latest is None:
+                    upsert_latest(conn, batch)  # same transaction: never disagrees
                 conn.commit()
             except psycopg.Error as exc:
                 self._db_failed(exc, "copy")
             else:
                 self.metrics.batch_copy.observe(time.monotonic() - began)
+                if self.latest is not None:
+                    self.latest.note(batch)
                 self._stored(batch)
                 return
         self._spool_batch(batch)
@@ -221,7 +227,8 @@ class Delivery:
             try:
                 self.ensure_partitions_for(conn, rows)
                 insert_rows_idempotent(conn, rows)
-                upsert_latest(conn, rows)  # only moves forward: an old batch cannot undo
+                if self.latest is None:
+                    upsert_latest(conn, rows)  # only moves forward: an old batch cannot undo
                 conn.commit()
             except psycopg.Error as exc:
                 self._db_failed(exc, "replay")
@@ -229,6 +236,8 @@ class Delivery:
                 self._backoff = min(BACKOFF_MAX, self._backoff * 2)
                 return
             spool.confirm(records)
+            if self.latest is not None:
+                self.latest.note(rows)
             self._backoff = BACKOFF_FIRST
             self.metrics.batch_replay.observe(time.monotonic() - began)
             if recovered:

@@ -50,6 +50,13 @@ class SimulatorMetrics:
             buckets=BATCH_BUCKETS,
             registry=reg,
         )
+        self.latest_flush = Histogram(
+            "dynoline_simulator_latest_flush_seconds",
+            "Time to carry the interval's committed batches into telemetry_latest (latestInterval > 0)",
+            LABELS,
+            buckets=BATCH_BUCKETS,
+            registry=reg,
+        ).labels(*labels)
         self.batch_copy = batch.labels(*labels, "copy")
         self.batch_replay = batch.labels(*labels, "replay")
         self.lag = LagBuckets(
@@ -66,6 +73,9 @@ class SimulatorMetrics:
         self.database_up = gauge("database_up", "1 while the writer's last database operation succeeded")
         self.spool_writable = gauge("spool_writable", "0 while appends to the spool fail (a full volume)")
         self.spool_writable.set(1)
+        self.latest_pending_units = gauge(
+            "latest_pending_units", "Units whose newest committed sample is not yet in telemetry_latest"
+        )
         self.lost = counter(
             "samples_lost_total", "Samples dropped on exit: the database was away and the spool unwritable"
         )

@@ -26,12 +26,14 @@ from workloads.store.connection import connect, first_line
 from workloads.store.dsn import describe
 from workloads.store.migrate import require_latest
 from workloads.store.unit_state import record_line, register_units
+from workloads.store.writer import catch_up_latest
 
 from .batcher import Batcher
 from .config import SimulatorConfig
 from .delivery import Delivery
 from .generator import Generator
 from .health import Health, HttpEndpoint
+from .latest import LatestKeeper
 from .metrics import SimulatorMetrics
 from .pacing import Schedule, horizon_index, run_start_us, shard_units
 from .quarantine import QuarantineReader
@@ -70,7 +72,15 @@ class Simulator:
         self.quarantine = QuarantineReader(
             url, config.line, frozenset(self.units), self.metrics, self._stop_generating
         )
-        self.delivery = Delivery(config, url, self.metrics, self.health, self.counts, self._stop_generating)
+        self._writer_done = threading.Event()
+        self.latest = (
+            LatestKeeper(url, config.latest_interval, self.metrics, self.health, self._writer_done)
+            if config.latest_interval > 0
+            else None
+        )
+        self.delivery = Delivery(
+            config, url, self.metrics, self.health, self.counts, self._stop_generating, self.latest
+        )
         self._threads: list[threading.Thread] = []
         self._errors: list[BaseException] = []
         self._http: HttpEndpoint | None = None
@@ -141,6 +151,10 @@ class Simulator:
             ),
             threading.Thread(target=self._guard, args=(self._write,), name="writer", daemon=True),
         ]
+        if self.latest is not None:
+            self._threads.append(
+                threading.Thread(target=self._guard, args=(self.latest.run,), name="latest", daemon=True)
+            )
         for t in self._threads:
             t.start()
 
@@ -153,7 +167,12 @@ class Simulator:
         delivery.spool = spool = Spool(cfg.spool_path)  # only now: a failed start leaves no spool behind
         record_line(conn, cfg.line, cfg.retention)
         register_units(conn, cfg.line, self.units)
+        caught_up = catch_up_latest(conn, cfg.line, self.units)  # a killed run's last batches
         conn.commit()
+        if caught_up:
+            log.info(
+                "telemetry_latest caught up for %d units from the previous run's last batches", caught_up
+            )
         last = horizon_index(len(self.units), cfg.rate_hz, cfg.ticks)
         delivery.ensure_partitions(conn, self._schedule.ts(0), self._schedule.ts(last))
         self.quarantine.open()
@@ -177,6 +196,8 @@ class Simulator:
         self._stop_generating.set()
         until = time.monotonic() + self.config.shutdown_timeout + JOIN_GRACE_S
         for t in self._threads:
+            if t.name == "latest":
+                self._writer_done.set()  # even past a writer left behind: carry over what it committed
             t.join(max(0.0, until - time.monotonic()))
             if t.is_alive():
                 log.error("the %s loop did not stop in time; leaving it behind", t.name)
@@ -186,6 +207,8 @@ class Simulator:
             log.error("%d samples lost: neither the database nor the spool took them", self.counts.lost)
         self._update_gauges()
         self.delivery.close()
+        if self.latest is not None:
+            self.latest.close()
         self.quarantine.close()
         if self._http is not None:
             self._http.close()
@@ -224,7 +247,10 @@ class Simulator:
             self._generator_done.set()
 
     def _write(self) -> None:
-        self.delivery.write_loop(self.queue, self.batcher, failed=lambda: bool(self._errors))
+        try:
+            self.delivery.write_loop(self.queue, self.batcher, failed=lambda: bool(self._errors))
+        finally:
+            self._writer_done.set()  # the latest keeper carries over what was committed, then ends
 
     def _build_source(self) -> Source:
         from workloads.sources.factory import build_source

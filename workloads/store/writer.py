@@ -3,8 +3,10 @@
 COPY has no ON CONFLICT, so a batch whose commit outcome is unknown (the connection dropped during
 COMMIT) cannot simply be COPYed again. `insert_rows_idempotent` stages the rows in a temporary table
 and inserts them with ON CONFLICT DO NOTHING, so rows that did make it are skipped, not duplicated.
-`upsert_latest` keeps `telemetry_latest` (one row per unit, see migration 0005) current: called in the
-same transaction as either path, so the latest table never disagrees with telemetry.
+`upsert_latest` moves `telemetry_latest` (one row per unit, see migration 0005) forward, never back: the
+simulator calls it in the transaction of either path (`latestInterval: 0s`), or every interval on a
+connection of its own for the batches committed since (workloads/simulator/latest.py). `catch_up_latest`
+repairs what a killed process had committed but not yet carried over.
 None of these functions commits: the caller owns the transaction (and decides what a failure means).
 
 The two staging tables are temporary, so they live as long as the session. `prepare_session` creates
@@ -56,6 +58,9 @@ _COPY_LATEST_STAGE = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
 _CREATE_LATEST_STAGE = sql.SQL(
     "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE telemetry_latest INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
 ).format(sql.Identifier(LATEST_STAGE_TABLE))
+_NEWER_WINS = sql.SQL(", ").join(
+    sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in TELEMETRY_COLUMNS[2:]
+)
 # Only a strictly newer sample replaces the stored one: a replayed older batch never moves a unit back.
 # The staged rows are consumed (DELETE … RETURNING) by the same statement, so a second call in the same
 # transaction never sees them again.
@@ -66,11 +71,23 @@ _MERGE_LATEST = sql.SQL(
 ).format(
     cols=_COLUMNS,
     stage=sql.Identifier(LATEST_STAGE_TABLE),
-    updates=sql.SQL(", ").join(
-        sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in TELEMETRY_COLUMNS[2:]
-    ),
+    updates=_NEWER_WINS,
 )
 _TS = TELEMETRY_COLUMNS.index("ts")
+# For each given unit, its newest telemetry row if newer than its latest-table row: one backward probe
+# of the primary key per unit (run-time pruning skips partitions older than the stored latest sample).
+_CATCH_UP_LATEST = sql.SQL(
+    "INSERT INTO telemetry_latest AS l ({cols})"
+    " SELECT {picked} FROM unnest(%(units)s::int[]) AS u(unit_id)"
+    " CROSS JOIN LATERAL (SELECT * FROM telemetry x WHERE x.line = %(line)s AND x.unit_id = u.unit_id"
+    " AND x.ts > coalesce((SELECT y.ts FROM telemetry_latest y WHERE y.line = %(line)s"
+    " AND y.unit_id = u.unit_id), '-infinity') ORDER BY x.ts DESC LIMIT 1) t"
+    " ON CONFLICT (line, unit_id) DO UPDATE SET {updates} WHERE l.ts < excluded.ts"
+).format(
+    cols=_COLUMNS,
+    picked=sql.SQL(", ").join(sql.Identifier("t", c) for c in TELEMETRY_COLUMNS),
+    updates=_NEWER_WINS,
+)
 
 
 # Connections whose staging tables exist and are committed (`prepare_session`); weak, so a closed
@@ -153,3 +170,14 @@ def upsert_latest(conn: Conn, rows: Iterable[Row]) -> int:
     _copy(conn, _COPY_LATEST_STAGE, latest)
     conn.execute(_MERGE_LATEST)
     return len(latest)
+
+
+def catch_up_latest(conn: Conn, line: str, units: Sequence[int]) -> int:
+    """Bring the given units' `telemetry_latest` rows up to their newest telemetry row; returns rows moved.
+
+    For a writer that starts: the one before it may have been killed between committing a batch and
+    carrying it into the latest table. Nothing to do (0) after a clean stop.
+    """
+    with conn.cursor() as cur:
+        cur.execute(_CATCH_UP_LATEST, {"line": line, "units": list(units)})
+        return max(cur.rowcount, 0)
