@@ -8,6 +8,9 @@ said out loud: when the database is away and the spool cannot be written either 
 is held and retried (not ready, `spool_writable` 0, one log line) until the run is told to stop; then
 it is dropped and counted as `lost`, so that SIGTERM still ends the process.
 
+`telemetry_latest` moves in each batch's own transaction when the line's `latestInterval` is 0s;
+otherwise a batch is handed to the `LatestKeeper` (latest.py) once its commit is confirmed, never before.
+
 `Delivery` owns the writer's connection and every transaction on it (the store functions it calls
 never commit: writer.py, partitions.py); it runs on the writer thread
 (`write_loop`), but each method is a plain call, so it is driven directly in tests.
