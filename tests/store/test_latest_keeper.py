@@ -22,14 +22,14 @@ from tests.waiting import wait_for
 from workloads.simulator.config import SimulatorConfig
 from workloads.simulator.delivery import Delivery
 from workloads.simulator.health import Health
-from workloads.simulator.latest import LatestKeeper, fold
+from workloads.simulator.latest import LatestKeeper
 from workloads.simulator.metrics import SimulatorMetrics
 from workloads.simulator.runner import Simulator
 from workloads.simulator.spool import Spool
 from workloads.simulator.stats import Counts
 from workloads.store.embedded import free_port
 from workloads.store.partitions import ensure_partitions
-from workloads.store.writer import catch_up_latest, copy_rows
+from workloads.store.writer import Key, catch_up_latest, copy_rows, fold_newest
 
 T0 = EPOCH + timedelta(hours=12)
 Row = tuple[object, ...]
@@ -62,10 +62,15 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
 
 
 def test_fold_keeps_the_newest_row_per_unit_whatever_the_order() -> None:
-    newest: dict[int, Row] = {}
-    fold(newest, rows(range(3), range(2, 4)))
-    fold(newest, rows(range(4), range(0, 2)))  # an older batch (a replayed spool) for units 0-2, new unit 3
-    assert newest == {0: sample(0, 3), 1: sample(1, 3), 2: sample(2, 3), 3: sample(3, 1)}
+    newest: dict[Key, Row] = {}
+    fold_newest(newest, rows(range(3), range(2, 4)))
+    fold_newest(newest, rows(range(4), range(0, 2)))  # an older batch (a replayed spool) for 0-2, new unit 3
+    assert newest == {
+        ("k", 0): sample(0, 3),
+        ("k", 1): sample(1, 3),
+        ("k", 2): sample(2, 3),
+        ("k", 3): sample(3, 1),
+    }
 
 
 def test_noted_batches_reach_the_table_at_the_flush_not_before(
@@ -121,10 +126,13 @@ def test_the_writer_notes_only_what_it_committed(
         # one key already stored: COPY refuses the whole batch, which is spooled, not committed
         d.deliver([sample(0, 0), sample(1, 5)])
         k.fold_handed()
-        assert k.pending == {0: sample(0, 0), 1: sample(1, 0)}  # not unit 1's uncommitted second 5
+        assert k.pending == {
+            ("k", 0): sample(0, 0),
+            ("k", 1): sample(1, 0),
+        }  # not unit 1's uncommitted second 5
         d.replay(deadline=None)  # stored idempotently now: committed, so noted
         k.fold_handed()
-        assert k.pending == {0: sample(0, 0), 1: sample(1, 5)}
+        assert k.pending == {("k", 0): sample(0, 0), ("k", 1): sample(1, 5)}
         assert latest(conn) == {}  # in interval mode the writer's transactions leave the table alone
         assert k.flush()
         assert latest(conn) == distinct_on(conn) == {("k", 0): sample(0, 0), ("k", 1): sample(1, 5)}

@@ -22,10 +22,9 @@ from collections.abc import Sequence
 
 import psycopg
 
-from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.errors import DatabaseUnavailable
 from workloads.store.connection import connect, first_line
-from workloads.store.writer import prepare_session, upsert_latest
+from workloads.store.writer import Key, fold_newest, prepare_session, upsert_newest
 
 from .health import Health
 from .metrics import SimulatorMetrics
@@ -35,21 +34,8 @@ log = logging.getLogger(__name__)
 Row = tuple[object, ...]
 Conn = psycopg.Connection[tuple[object, ...]]
 
-UNIT = TELEMETRY_COLUMNS.index("unit_id")
-TS = TELEMETRY_COLUMNS.index("ts")
 FOLD_EVERY_S = 0.1  # handed-over batches are folded this often, so at most this much of them is held
 LOOP = "latest"
-
-
-def fold(newest: dict[int, Row], rows: Sequence[Row]) -> None:
-    """Keep, per unit, the row with the greatest ts among `newest` and `rows` (one line per shard)."""
-    get = newest.get
-    unit, ts = UNIT, TS
-    for row in rows:
-        key: int = row[unit]  # type: ignore[assignment]
-        held = get(key)
-        if held is None or held[ts] < row[ts]:  # type: ignore[operator]
-            newest[key] = row
 
 
 class LatestKeeper:
@@ -65,7 +51,7 @@ class LatestKeeper:
         self._stop = stop  # set when the writer has finished: flush once more and end
         self._handed: list[Sequence[Row]] = []
         self._lock = threading.Lock()
-        self.pending: dict[int, Row] = {}  # newest committed row per unit, not yet in the table
+        self.pending: dict[Key, Row] = {}  # newest committed row per unit, not yet in the table
         self.conn: Conn | None = None
         self.flushes = 0
         self.failures = 0
@@ -79,7 +65,7 @@ class LatestKeeper:
         with self._lock:
             handed, self._handed = self._handed, []
         for rows in handed:
-            fold(self.pending, rows)
+            fold_newest(self.pending, rows)
         self.metrics.latest_pending_units.set(len(self.pending))
 
     def run(self) -> None:
@@ -101,7 +87,7 @@ class LatestKeeper:
         began = time.monotonic()
         try:
             conn = self._connection()
-            upsert_latest(conn, list(self.pending.values()))
+            upsert_newest(conn, list(self.pending.values()))
             conn.commit()
         except (psycopg.Error, DatabaseUnavailable) as exc:
             self.failures += 1

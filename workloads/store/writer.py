@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import psycopg
 from psycopg import sql
@@ -144,9 +145,14 @@ def insert_rows_idempotent(conn: Conn, rows: Iterable[Row]) -> int:
     return max(inserted, 0)
 
 
-def newest_per_unit(rows: Iterable[Row]) -> list[Row]:
-    """The newest row of each (line, unit_id) among rows, in one pass (ties: the first one seen)."""
-    newest: dict[tuple[object, object], Row] = {}
+Key = tuple[object, object]  # (line, unit_id)
+
+
+R = TypeVar("R", bound=Row)
+
+
+def fold_newest(newest: dict[Key, R], rows: Iterable[R]) -> None:
+    """Keep in `newest`, per (line, unit_id), the row with the greatest ts seen so far (ties: the first)."""
     get = newest.get
     ts = _TS
     for row in rows:
@@ -154,6 +160,12 @@ def newest_per_unit(rows: Iterable[Row]) -> list[Row]:
         held = get(key)
         if held is None or held[ts] < row[ts]:  # type: ignore[operator]
             newest[key] = row
+
+
+def newest_per_unit(rows: Iterable[Row]) -> list[Row]:
+    """The newest row of each (line, unit_id) among rows, in one pass (ties: the first one seen)."""
+    newest: dict[Key, Row] = {}
+    fold_newest(newest, rows)
     return list(newest.values())
 
 
@@ -163,13 +175,17 @@ def upsert_latest(conn: Conn, rows: Iterable[Row]) -> int:
     Call it in the transaction that stores the batch. One COPY of at most (distinct units) rows into a
     session-lived staging table, then one statement that moves them into `telemetry_latest`.
     """
-    latest = newest_per_unit(rows)
-    if not latest:
+    return upsert_newest(conn, newest_per_unit(rows))
+
+
+def upsert_newest(conn: Conn, newest: Sequence[Row]) -> int:
+    """`upsert_latest` for rows already one per unit at most (the keeper's `fold_newest`): no second pass."""
+    if not newest:
         return 0
     _ensure(conn, _CREATE_LATEST_STAGE)
-    _copy(conn, _COPY_LATEST_STAGE, latest)
+    _copy(conn, _COPY_LATEST_STAGE, newest)
     conn.execute(_MERGE_LATEST)
-    return len(latest)
+    return len(newest)
 
 
 def catch_up_latest(conn: Conn, line: str, units: Sequence[int]) -> int:
