@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from workloads.errors import DynolineError
-from workloads.simulator.config import DEFAULT_LATEST_INTERVAL_S, MAX_LATEST_INTERVAL_S
+from workloads.simulator.config import DEFAULT_LATEST_INTERVAL_S, check_latest_interval
 from workloads.store.connection import connect
 from workloads.store.rows import one
 
@@ -84,13 +84,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.shards > args.units:
         raise DynolineError(f"--shards {args.shards} must not exceed --units {args.units}")
     interval = args.latest_interval_ms
-    if interval is not None and not (
-        math.isfinite(interval) and 0 <= interval <= MAX_LATEST_INTERVAL_S * 1000
-    ):
-        raise DynolineError(
-            f"--latest-interval-ms must be between 0 and {MAX_LATEST_INTERVAL_S * 1000:g}, got {interval:g}"
-        )
     latest_interval = interval / 1000 if interval is not None else DEFAULT_LATEST_INTERVAL_S
+    check_latest_interval(latest_interval)  # before a database is started for the run
     result = run(args.database_url, args.units, args.rate, args.seconds, args.shards, latest_interval)
     emit(result, args.json, render)
     return 0

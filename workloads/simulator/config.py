@@ -152,11 +152,7 @@ def validate(c: SimulatorConfig) -> None:
         raise DynolineError(f"--duration must be a positive number of seconds, got {c.duration}")
     if not (math.isfinite(c.shutdown_timeout) and c.shutdown_timeout >= 0):
         raise DynolineError(f"--shutdown-timeout must be a number of seconds ≥ 0, got {c.shutdown_timeout}")
-    if not (math.isfinite(c.latest_interval) and 0 <= c.latest_interval <= MAX_LATEST_INTERVAL_S):
-        raise DynolineError(
-            f"--latest-interval-ms must be between 0 and {MAX_LATEST_INTERVAL_S * 1000:g},"
-            f" got {c.latest_interval * 1000:g}"
-        )
+    check_latest_interval(c.latest_interval)
     if not 0 <= c.metrics_port <= 65535:
         raise DynolineError(f"--metrics-port must be 0..65535, got {c.metrics_port}")
     if c.start is not None and c.start.tzinfo is None:
@@ -164,6 +160,15 @@ def validate(c: SimulatorConfig) -> None:
     for fault in c.faults:
         if fault.unit >= c.units:
             raise DynolineError(f"fault on unit {fault.unit}: the line has units 0..{c.units - 1}")
+
+
+def check_latest_interval(seconds: float) -> None:
+    """The one check of `--latest-interval-ms`, for the simulator and `bench stream`; raises DynolineError."""
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_LATEST_INTERVAL_S):
+        raise DynolineError(
+            f"--latest-interval-ms must be between 0 and {MAX_LATEST_INTERVAL_S * 1000:g},"
+            f" got {seconds * 1000:g}"
+        )
 
 
 def parse_shard(text: str, where: str = "--shard") -> int:
