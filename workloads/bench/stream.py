@@ -35,7 +35,7 @@ from .harness import (
     emit,
     machine,
 )
-from .stream_probes import LINE, PROBE_GIVE_UP, Reader, ServerCpu, own_cpu, peak_rss_mib, rss_mib
+from .stream_probes import LINE, PROBE_GIVE_UP, Reader, ServerCpu, Watch, own_cpu, peak_rss_mib, rss_mib
 from .stream_report import Backlog, combine, render, summarise
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def run(
         reader = Reader(db.url, seconds)
         # a dashboard's read: when the sample shows in telemetry_latest (polled every 20 ms)
         latest_reader = Reader(
-            db.url, seconds, "telemetry_latest", poll=0.02, give_up=PROBE_GIVE_UP + latest_interval
+            db.url, seconds, Watch("telemetry_latest", poll=0.02, give_up=PROBE_GIVE_UP + latest_interval)
         )
         for t in streamers:
             t.start()

@@ -39,6 +39,15 @@ PROBE_SQL = {
 }
 
 
+@dataclass(frozen=True)
+class Watch:
+    """What a reader polls for its sample (a PROBE_SQL table), how often, and when it gives up on it."""
+
+    table: str = "telemetry"
+    poll: float = PROBE_POLL
+    give_up: float = PROBE_GIVE_UP
+
+
 @dataclass
 class Probes:
     """What the reader saw: lag (s) of each sample it watched for, how many never showed up, any error."""
@@ -62,21 +71,13 @@ class Probes:
         }
 
 
-def read_lags(
-    url: str,
-    sched: Schedule,
-    duration: float,
-    out: Any,
-    table: str = "telemetry",
-    poll: float = PROBE_POLL,
-    give_up: float = PROBE_GIVE_UP,
-) -> None:
+def read_lags(url: str, sched: Schedule, duration: float, out: Any, watch: Watch = Watch()) -> None:
     """The reader process: watch for samples due shortly until the run's last second; send Probes back.
 
     A process of its own, like a dashboard, so its polling neither shares the simulator's interpreter
     lock nor its connection.
     """
-    probes = Probes(poll=poll)
+    probes = Probes(poll=watch.poll)
     try:
         with connect(url, autocommit=True) as conn:
             start = sched.ts(0).timestamp()
@@ -89,7 +90,7 @@ def read_lags(
                 unit, ts = sched.key(k)
                 while (left := ts.timestamp() - time.time()) > 0:
                     time.sleep(left)
-                lag = _poll(conn, PROBE_SQL[table], unit, ts, poll, give_up)
+                lag = _poll(conn, unit, ts, watch)
                 if lag is None:
                     probes.timeouts += 1
                 else:
@@ -100,31 +101,22 @@ def read_lags(
     out.close()
 
 
-def _poll(conn: Conn, query: str, unit: int, ts: datetime, poll: float, give_up: float) -> float | None:
-    born = ts.timestamp()
-    while time.time() - born < give_up:
+def _poll(conn: Conn, unit: int, ts: datetime, watch: Watch) -> float | None:
+    born, query = ts.timestamp(), PROBE_SQL[watch.table]
+    while time.time() - born < watch.give_up:
         if conn.execute(query, (LINE, unit, ts)).fetchone():
             return time.time() - born
-        time.sleep(poll)
+        time.sleep(watch.poll)
     return None
 
 
 class Reader:
     """Starts `read_lags` in a spawned process once the simulator's schedule is fixed; collects it."""
 
-    def __init__(
-        self,
-        url: str,
-        duration: float,
-        table: str = "telemetry",
-        poll: float = PROBE_POLL,
-        give_up: float = PROBE_GIVE_UP,
-    ) -> None:
+    def __init__(self, url: str, duration: float, watch: Watch = Watch()) -> None:
         self.url = url
         self.duration = duration
-        self.table = table
-        self.poll = poll
-        self.give_up = give_up
+        self.watch = watch
         self._process: Any = None
         self._pipe: Any = None
         self.probes = Probes()
@@ -134,8 +126,8 @@ class Reader:
         self._pipe, child = ctx.Pipe(duplex=False)
         self._process = ctx.Process(
             target=read_lags,
-            args=(self.url, sched, self.duration, child, self.table, self.poll, self.give_up),
-            name=f"bench-reader-{self.table}",
+            args=(self.url, sched, self.duration, child, self.watch),
+            name=f"bench-reader-{self.watch.table}",
             daemon=True,
         )
         self._process.start()
@@ -145,7 +137,7 @@ class Reader:
         if self._process is None:
             self.probes.error = "the reader never started (no sample was generated)"
             return self.probes
-        if self._pipe.poll(self.give_up + 10):
+        if self._pipe.poll(self.watch.give_up + 10):
             self.probes = self._pipe.recv()
         else:
             self.probes.error = "the reader process did not report"
