@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import psycopg
 
 from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.sample import Reading
 from workloads.simulator.runner import RunStats, Simulator
+from workloads.store.partitions import ensure_partitions
 from workloads.store.rows import every
 
 
@@ -42,6 +45,20 @@ def stored_keys(url: str, line: str) -> list[tuple[int, int, datetime]]:
 
     with psycopg.connect(url) as conn:
         return every(conn, key, "SELECT unit_id, cycle, ts FROM telemetry WHERE line = %s", (line,))
+
+
+def partitions_around(conn: psycopg.Connection[tuple[object, ...]], at: datetime) -> None:
+    """Daily partitions from the day before `at` to the day after, committed: room for a test's rows."""
+    ensure_partitions(conn, at - timedelta(days=1), at + timedelta(days=1))
+    conn.commit()
+
+
+@contextmanager
+def partitioned(url: str, at: datetime) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A connection to `url` with `partitions_around(at)` in place."""
+    with psycopg.connect(url) as conn:
+        partitions_around(conn, at)
+        yield conn
 
 
 Keyed = dict[tuple[object, object], tuple[object, ...]]

@@ -10,14 +10,13 @@ import psycopg
 import pytest
 
 from tests.store.epoch import EPOCH
-from tests.store.sim_helpers import RecordingSource, distinct_on, latest
+from tests.store.sim_helpers import RecordingSource, distinct_on, latest, partitioned, partitions_around
 from workloads.bench.latest_baselines import LATEST_PER_UNIT_NAIVE, params
 from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.errors import DynolineError
 from workloads.simulator.config import SimulatorConfig
 from workloads.simulator.runner import Simulator
 from workloads.simulator.spool import Spool
-from workloads.store.partitions import ensure_partitions
 from workloads.store.queries import latest_per_unit
 from workloads.store.writer import (
     copy_rows,
@@ -41,9 +40,7 @@ def batch(line: str, units: range, seconds: range) -> list[tuple[object, ...]]:
 
 @pytest.fixture
 def conn(database_url: str) -> Iterator[Conn]:
-    with psycopg.connect(database_url) as c:
-        ensure_partitions(c, T0 - timedelta(days=1), T0 + timedelta(days=1))
-        c.commit()
+    with partitioned(database_url, T0) as c:
         yield c
 
 
@@ -178,7 +175,7 @@ def test_a_prepared_session_sends_no_create_per_batch_and_a_reconnect_prepares_a
     database_url: str,
 ) -> None:
     with psycopg.connect(database_url) as conn:
-        ensure_partitions(conn, T0 - timedelta(days=1), T0 + timedelta(days=1))
+        partitions_around(conn, T0)
         prepare_session(conn)
         conn.commit()
         repeated = _already_exists_notices(conn)
@@ -205,8 +202,7 @@ def test_a_prepared_session_sends_no_create_per_batch_and_a_reconnect_prepares_a
 
 def test_rolled_back_batches_leave_the_staging_tables_usable(database_url: str) -> None:
     with psycopg.connect(database_url) as prepared, psycopg.connect(database_url) as one_off:
-        ensure_partitions(prepared, T0 - timedelta(days=1), T0 + timedelta(days=1))
-        prepared.commit()
+        partitions_around(prepared, T0)
         prepare_session(prepared)
         prepared.commit()
         for conn in (prepared, one_off):  # prepared: committed tables; one-off: created per call

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.store.epoch import EPOCH
-from tests.store.sim_helpers import RecordingSource, distinct_on, latest
+from tests.store.sim_helpers import RecordingSource, distinct_on, latest, partitioned
 from tests.waiting import wait_for
 from workloads.simulator.config import SimulatorConfig
 from workloads.simulator.delivery import Delivery
@@ -28,7 +28,6 @@ from workloads.simulator.runner import Simulator
 from workloads.simulator.spool import Spool
 from workloads.simulator.stats import Counts
 from workloads.store.embedded import free_port
-from workloads.store.partitions import ensure_partitions
 from workloads.store.writer import Key, catch_up_latest, copy_rows, fold_newest
 
 T0 = EPOCH + timedelta(hours=12)
@@ -55,9 +54,7 @@ def pending_gauge(k: LatestKeeper) -> float | None:
 
 @pytest.fixture
 def conn(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    with psycopg.connect(database_url) as c:
-        ensure_partitions(c, T0 - timedelta(days=1), T0 + timedelta(days=1))
-        c.commit()
+    with partitioned(database_url, T0) as c:
         yield c
 
 

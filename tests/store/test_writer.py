@@ -8,8 +8,8 @@ import psycopg
 import pytest
 
 from tests.store.epoch import EPOCH
+from tests.store.sim_helpers import partitioned
 from workloads.catalog import TELEMETRY_COLUMNS
-from workloads.store.partitions import ensure_partitions
 from workloads.store.writer import copy_rows, insert_rows_idempotent
 
 T0 = EPOCH + timedelta(hours=12)
@@ -27,9 +27,7 @@ def rows(line: str, units: range, ticks: range) -> list[tuple[object, ...]]:
 
 @pytest.fixture
 def conn(database_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    with psycopg.connect(database_url) as c:
-        ensure_partitions(c, T0 - timedelta(days=1), T0 + timedelta(days=1))
-        c.commit()
+    with partitioned(database_url, T0) as c:
         yield c
 
 
