@@ -163,7 +163,7 @@ def runbook_anchors() -> set[str]:
 def test_every_alert_has_for_severity_texts_and_a_runbook_section() -> None:
     rules = alert_rules(tools.render("prometheusRule.enabled=true", "serviceMonitor.enabled=true",
                                      "prometheusRule.additionalRuleLabels.team=lines"))  # fmt: skip
-    assert len(rules) == 12
+    assert len(rules) == 13
     anchors = runbook_anchors()
     base = "https://github.com/dynoline/dynoline/blob/main/docs/runbooks.md#"
     for rule in rules:
@@ -252,7 +252,7 @@ def test_grafana_dashboard_is_valid_json_whose_panels_query_exported_metrics() -
             assert used and used <= exported, f"{panel['title']}: {sorted(used - exported)} not exported"
     assert titles == [
         "Ingest rows/s per line", "Generation-to-commit lag p99", "Spool depth", "Open alerts by severity",
-        "Quarantined units", "Operator reconcile errors",
+        "Quarantined units", "Operator reconcile errors", "telemetry_latest behind",
     ]  # fmt: skip
     for var in dashboard["templating"]["list"][1:]:
         assert set(re.findall(r"\b(dynoline_[a-z_]+)", var["query"]["query"])) <= exported

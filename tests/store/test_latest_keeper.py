@@ -42,14 +42,26 @@ def rows(units: range, seconds: range) -> list[Row]:
     return [sample(u, s) for s in seconds for u in units]
 
 
-def keeper(url: str) -> LatestKeeper:
-    return LatestKeeper(url, 60.0, SimulatorMetrics("k", 0), Health(), threading.Event())
+class Clock:
+    """Wall time the test sets: the caught-up gauge's values are then exact."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def keeper(url: str, clock: Clock | None = None) -> LatestKeeper:
+    return LatestKeeper(url, 60.0, SimulatorMetrics("k", 0), Health(), threading.Event(), clock or Clock())
+
+
+def gauge(k: LatestKeeper, name: str) -> float | None:
+    return k.metrics.registry.get_sample_value(f"dynoline_simulator_{name}", {"line": "k", "shard": "0"})
 
 
 def pending_gauge(k: LatestKeeper) -> float | None:
-    return k.metrics.registry.get_sample_value(
-        "dynoline_simulator_latest_pending_units", {"line": "k", "shard": "0"}
-    )
+    return gauge(k, "latest_pending_units")
 
 
 @pytest.fixture
@@ -106,6 +118,35 @@ def test_a_failed_flush_keeps_the_rows_and_the_next_one_carries_them(
     k.url = database_url
     try:
         assert k.flush()
+        assert latest(conn) == distinct_on(conn)
+    finally:
+        k.close()
+
+
+def test_the_caught_up_gauge_moves_only_when_nothing_is_left_behind(
+    conn: psycopg.Connection[tuple[object, ...]], database_url: str
+) -> None:
+    """What DynolineSimulatorLatestStale reads: a keeper that keeps failing must show its age."""
+    clock = Clock()
+    k = keeper(database_url, clock)
+    assert gauge(k, "latest_caught_up_timestamp_seconds") == 1_000.0  # at start nothing is behind
+    clock.now = 1_010.0
+    assert k.flush()  # nothing handed over: still caught up, now
+    assert gauge(k, "latest_caught_up_timestamp_seconds") == 1_010.0
+    batch = rows(range(2), range(0, 3))
+    copy_rows(conn, batch)
+    conn.commit()
+    k.note(batch)
+    k.fold_handed()
+    k.url = f"postgresql://dynoline@127.0.0.1:{free_port()}/dynoline"  # the database is away
+    for clock.now in (1_020.0, 1_030.0):
+        assert not k.flush()
+        assert gauge(k, "latest_caught_up_timestamp_seconds") == 1_010.0  # failures leave it behind
+    k.url = database_url
+    clock.now = 1_040.0
+    try:
+        assert k.flush()
+        assert gauge(k, "latest_caught_up_timestamp_seconds") == 1_040.0
         assert latest(conn) == distinct_on(conn)
     finally:
         k.close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psycopg
 
@@ -42,7 +42,13 @@ class LatestKeeper:
     """Carries committed batches into `telemetry_latest` every `interval` seconds (see the module doc)."""
 
     def __init__(
-        self, url: str, interval: float, metrics: SimulatorMetrics, health: Health, stop: threading.Event
+        self,
+        url: str,
+        interval: float,
+        metrics: SimulatorMetrics,
+        health: Health,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
         self.interval = interval
@@ -55,6 +61,9 @@ class LatestKeeper:
         self.conn: Conn | None = None
         self.flushes = 0
         self.failures = 0
+        # Wall time, for `time() - caught_up` in the DynolineSimulatorLatestStale alert; injectable for tests.
+        self._clock = clock
+        self.metrics.latest_caught_up.set(clock())  # nothing handed over yet: nothing is behind
 
     def note(self, rows: Sequence[Row]) -> None:
         """A batch was committed to telemetry (the writer's thread; only a list append under a lock)."""
@@ -83,7 +92,9 @@ class LatestKeeper:
     def flush(self) -> bool:
         """Upsert the pending rows in one transaction; on failure keep them for the next interval."""
         if not self.pending:
+            self.metrics.latest_caught_up.set(self._clock())
             return True
+        caught_up = self._clock()  # pending holds everything folded so far: once stored, nothing is behind
         began = time.monotonic()
         try:
             conn = self._connection()
@@ -99,6 +110,7 @@ class LatestKeeper:
         self.failures = 0
         self.pending.clear()
         self.metrics.latest_pending_units.set(0)
+        self.metrics.latest_caught_up.set(caught_up)
         self.metrics.latest_flush.observe(time.monotonic() - began)
         return True
 

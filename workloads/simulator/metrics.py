@@ -76,6 +76,10 @@ class SimulatorMetrics:
         self.latest_pending_units = gauge(
             "latest_pending_units", "Units whose newest committed sample is not yet in telemetry_latest"
         )
+        self.latest_caught_up = gauge(
+            "latest_caught_up_timestamp_seconds",
+            "When telemetry_latest last held every sample this shard had handed over (latestInterval > 0)",
+        )
         self.lost = counter(
             "samples_lost_total", "Samples dropped on exit: the database was away and the spool unwritable"
         )
