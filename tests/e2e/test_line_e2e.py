@@ -499,6 +499,17 @@ class TestStack:
             ),
             120,
         )
+        # Each shard's latest keeper keeps telemetry_latest caught up (the gauge DynolineSimulatorLatestStale
+        # reads; the line's latestInterval is the default 1s).
+        caught_up = (
+            f'time() - dynoline_simulator_latest_caught_up_timestamp_seconds{{namespace="{kube.namespace}",'
+            f' line="{line}"}} < 30'
+        )
+        wait_for(
+            f"both shards of {line} with telemetry_latest caught up",
+            lambda: (len(r := prometheus_query(prom, caught_up)) == SHARDS, r),
+            120,
+        )
         query = f'ALERTS{{alertname="DynolineCriticalAlertsOpen",alertstate="firing",line="{line}"}}'
         firing = wait_for(
             f"{query} in Prometheus",

@@ -17,7 +17,7 @@ from workloads.errors import DynolineError
 from workloads.simulator.config import SimulatorConfig
 from workloads.simulator.runner import Simulator
 from workloads.simulator.spool import Spool
-from workloads.store.queries import latest_per_unit
+from workloads.store.queries import LATEST_PER_UNIT, fetch_binary, latest_per_unit
 from workloads.store.writer import (
     copy_rows,
     insert_rows_idempotent,
@@ -123,6 +123,27 @@ def test_latest_per_unit_reads_the_latest_table_of_one_line_in_unit_order(conn: 
     assert latest_per_unit(conn, "b", some) == [
         tuple(r[i] for i in picked) for r in latest_per_unit(conn, "b")
     ]
+
+
+def test_a_chunked_fetch_returns_what_one_result_does(conn: Conn, monkeypatch: pytest.MonkeyPatch) -> None:
+    """latest_per_unit fetches in chunks (the round trip in docs/benchmarks.md); the rows must not change."""
+    rows = batch("a", range(600), range(2))  # 600 units: three chunks of 256
+    upsert_latest(conn, rows)
+    conn.commit()
+    whole = fetch_binary(conn, LATEST_PER_UNIT, {"line": "a"}, chunk=None)
+    assert whole == [sample("a", u, 1) for u in range(600)]
+    assert fetch_binary(conn, LATEST_PER_UNIT, {"line": "a"}) == whole
+    assert fetch_binary(conn, LATEST_PER_UNIT, {"line": "a"}, chunk=7) == whole
+    assert latest_per_unit(conn, "a") == whole
+
+    # a libpq older than 17 has no chunked mode: the same rows, as one result, without asking for chunks
+    def no_chunks(check: bool = False) -> bool:
+        if check:
+            raise psycopg.NotSupportedError("chunked mode needs libpq 17")
+        return False
+
+    monkeypatch.setattr(psycopg.capabilities, "has_stream_chunked", no_chunks)
+    assert latest_per_unit(conn, "a") == whole
 
 
 def test_latest_per_unit_refuses_a_column_telemetry_does_not_have(conn: Conn) -> None:

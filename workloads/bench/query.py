@@ -21,7 +21,7 @@ from psycopg import sql
 from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.errors import DynolineError
 from workloads.store.connection import connect
-from workloads.store.queries import LATEST_PER_UNIT, latest_per_unit_query
+from workloads.store.queries import LATEST_PER_UNIT, fetch_binary, latest_per_unit_query
 from workloads.store.writer import copy_rows, upsert_latest
 
 from .harness import (
@@ -114,6 +114,7 @@ class Candidate:
     warmup: int
     server_runs: int
     columns: tuple[int, ...] | None = None  # positions of the product's row it returns; None: all
+    whole: bool = False  # fetched as one result instead of the product's chunks
 
 
 def candidates(repeat: int, naive_repeat: int) -> list[Candidate]:
@@ -126,6 +127,16 @@ def candidates(repeat: int, naive_repeat: int) -> list[Candidate]:
             repeat,
             3,
             repeat,
+        ),
+        Candidate(
+            "latest_per_unit_whole",
+            "the product's query fetched as one result, not in chunks (the previous product fetch)",
+            LATEST_PER_UNIT,
+            "",
+            repeat,
+            3,
+            repeat,
+            whole=True,
         ),
         Candidate(
             "latest_per_unit_dashboard",
@@ -181,7 +192,7 @@ def run(
         build_experiments(conn)
         cands = candidates(repeat, naive_repeat)
         measured = measure(conn, cands)
-        answers = {c.name: project(fetch(conn, c.query), None) for c in cands}
+        answers = {c.name: project(fetch(conn, c), None) for c in cands}
         upkeep = latest_upkeep(conn, answers["latest_per_unit"])
         database = db.describe()
     reference = answers["latest_per_unit"]
@@ -229,6 +240,9 @@ def summarise(
             "naive_vs_latest_round_trip_median": naive.vs_product_round_trip_median,
             "hinted_vs_latest_server_median": compared["hinted_lateral"].vs_product_server_median,
             "unhinted_vs_latest_server_median": compared["unhinted_lateral"].vs_product_server_median,
+            "whole_vs_latest_round_trip_median": compared[
+                "latest_per_unit_whole"
+            ].vs_product_round_trip_median,
             "dashboard_vs_latest_round_trip_median": compared[
                 "latest_per_unit_dashboard"
             ].vs_product_round_trip_median,
@@ -294,19 +308,17 @@ def measure(conn: Conn, cands: list[Candidate]) -> dict[str, Measured]:
     ratios hold even when the absolute figures wobble.
     """
     total: dict[str, list[float]] = {c.name: [] for c in cands}
-    execute: dict[str, list[float]] = {c.name: [] for c in cands}
     server: dict[str, list[float]] = {c.name: [] for c in cands}
     plans: dict[str, PlanSummary] = {}
     rows: dict[str, int] = {}
     for c in cands:
         for _ in range(c.warmup):
-            round_trip(conn, c.query)
+            round_trip(conn, c)
     for i in range(max(max(c.runs, c.server_runs) for c in cands)):
         for c in cands:
             if i < c.runs:
-                t_all, t_exec, rows[c.name] = round_trip(conn, c.query)
+                t_all, rows[c.name] = round_trip(conn, c)
                 total[c.name].append(t_all)
-                execute[c.name].append(t_exec)
             if i < c.server_runs:
                 plans[c.name] = explain(conn, c.query, params(LINE))
                 server[c.name].append(plans[c.name].execution_ms)
@@ -323,7 +335,6 @@ def measure(conn: Conn, cands: list[Candidate]) -> dict[str, Measured]:
             p95_ms=round(percentile(total[c.name], 0.95), 2),
             min_ms=round(min(total[c.name]), 2),
             max_ms=round(max(total[c.name]), 2),
-            execute_median_ms=round(statistics.median(execute[c.name]), 2),
             server_runs=c.server_runs,
             server_median_ms=round(statistics.median(server[c.name]), 2),
             server_p95_ms=round(percentile(server[c.name], 0.95), 2),
@@ -333,18 +344,14 @@ def measure(conn: Conn, cands: list[Candidate]) -> dict[str, Measured]:
     }
 
 
-def round_trip(conn: Conn, query: sql.Composed) -> tuple[float, float, int]:
-    """As the product calls it: binary results fetched into Python rows. (total ms, execute ms, rows)"""
-    with conn.cursor(binary=True) as cur:
-        t0 = time.perf_counter()
-        cur.execute(query, params(LINE))
-        t1 = time.perf_counter()
-        n = len(cur.fetchall())
-        t2 = time.perf_counter()
-    return (t2 - t0) * 1000, (t1 - t0) * 1000, n
+def round_trip(conn: Conn, c: Candidate) -> tuple[float, int]:
+    """As the product calls it: binary rows fetched into Python (`fetch_binary`). (ms, rows)"""
+    began = time.perf_counter()
+    n = len(fetch(conn, c))
+    return (time.perf_counter() - began) * 1000, n
 
 
-def fetch(conn: Conn, query: sql.Composed) -> list[tuple[object, ...]]:
-    with conn.cursor(binary=True) as cur:
-        cur.execute(query, params(LINE))
-        return cur.fetchall()
+def fetch(conn: Conn, c: Candidate) -> list[tuple[object, ...]]:
+    if c.whole:
+        return fetch_binary(conn, c.query, params(LINE), chunk=None)
+    return fetch_binary(conn, c.query, params(LINE))

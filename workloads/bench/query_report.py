@@ -25,7 +25,6 @@ class Measured:
     p95_ms: float
     min_ms: float
     max_ms: float
-    execute_median_ms: float
     server_runs: int
     server_median_ms: float
     server_p95_ms: float
@@ -120,7 +119,8 @@ def render(r: QueryResult) -> str:
     tail = [
         "",
         "server ms: median execution time in the server (EXPLAIN ANALYZE, TIMING OFF);"
-        " round trip: execute + fetch of binary rows into Python, as the product calls it",
+        " round trip: execute + fetch of binary rows into Python, as the product calls it"
+        " (in chunks of FETCH_CHUNK_ROWS; latest_per_unit_whole: as one result)",
         f"target ≤ {tg.target_ms:g} ms for latest_per_unit:"
         f" server median {_met(tg.server_median_le_target)},"
         f" round trip median {_met(tg.round_trip_median_le_target)}",
