@@ -130,6 +130,14 @@ def test_the_caught_up_gauge_moves_only_when_nothing_is_left_behind(
     clock = Clock()
     k = keeper(database_url, clock)
     assert gauge(k, "latest_caught_up_timestamp_seconds") == 1_000.0  # at start nothing is behind
+    # a shard without a keeper (latestInterval 0s) exports no such series, not a 0 the alert would age
+    no_keeper = SimulatorMetrics("k", 0).registry
+    assert (
+        no_keeper.get_sample_value(
+            "dynoline_simulator_latest_caught_up_timestamp_seconds", {"line": "k", "shard": "0"}
+        )
+        is None
+    )
     clock.now = 1_010.0
     assert k.flush()  # nothing handed over: still caught up, now
     assert gauge(k, "latest_caught_up_timestamp_seconds") == 1_010.0

@@ -63,7 +63,8 @@ class LatestKeeper:
         self.failures = 0
         # Wall time, for `time() - caught_up` in the DynolineSimulatorLatestStale alert; injectable for tests.
         self._clock = clock
-        self.metrics.latest_caught_up.set(clock())  # nothing handed over yet: nothing is behind
+        self._caught_up = metrics.latest_caught_up()
+        self._caught_up.set(clock())  # nothing handed over yet: nothing is behind
 
     def note(self, rows: Sequence[Row]) -> None:
         """A batch was committed to telemetry (the writer's thread; only a list append under a lock)."""
@@ -92,7 +93,7 @@ class LatestKeeper:
     def flush(self) -> bool:
         """Upsert the pending rows in one transaction; on failure keep them for the next interval."""
         if not self.pending:
-            self.metrics.latest_caught_up.set(self._clock())
+            self._caught_up.set(self._clock())
             return True
         caught_up = self._clock()  # pending holds everything folded so far: once stored, nothing is behind
         began = time.monotonic()
@@ -110,7 +111,7 @@ class LatestKeeper:
         self.failures = 0
         self.pending.clear()
         self.metrics.latest_pending_units.set(0)
-        self.metrics.latest_caught_up.set(caught_up)
+        self._caught_up.set(caught_up)
         self.metrics.latest_flush.observe(time.monotonic() - began)
         return True
 

@@ -76,13 +76,22 @@ class SimulatorMetrics:
         self.latest_pending_units = gauge(
             "latest_pending_units", "Units whose newest committed sample is not yet in telemetry_latest"
         )
-        self.latest_caught_up = gauge(
-            "latest_caught_up_timestamp_seconds",
-            "When telemetry_latest last held every sample this shard had handed over (latestInterval > 0)",
+        # No child until a latest keeper asks for it: with latestInterval 0s the table is kept in the
+        # writer's transaction, and a 0 here would read as "behind since 1970" to the stale alert.
+        self._labels = labels
+        self._latest_caught_up = Gauge(
+            "dynoline_simulator_latest_caught_up_timestamp_seconds",
+            "When telemetry_latest last held all its latest keeper had folded (latestInterval > 0)",
+            LABELS,
+            registry=reg,
         )
         self.lost = counter(
             "samples_lost_total", "Samples dropped on exit: the database was away and the spool unwritable"
         )
+
+    def latest_caught_up(self) -> Gauge:
+        """The caught-up timestamp of this shard, exported from the first call on (the keeper's)."""
+        return self._latest_caught_up.labels(*self._labels)
 
 
 class LagBuckets(Collector):
