@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workloads.store.queries import FETCH_CHUNK_ROWS
+
 from .harness import Result, machine_lines, table
 from .query_data import Build
 from .query_plan import PlanSummary
@@ -120,7 +122,7 @@ def render(r: QueryResult) -> str:
         "",
         "server ms: median execution time in the server (EXPLAIN ANALYZE, TIMING OFF);"
         " round trip: execute + fetch of binary rows into Python, as the product calls it"
-        " (in chunks of FETCH_CHUNK_ROWS; latest_per_unit_whole: as one result)",
+        f" (in chunks of {FETCH_CHUNK_ROWS} rows; latest_per_unit_whole: as one result)",
         f"target ≤ {tg.target_ms:g} ms for latest_per_unit:"
         f" server median {_met(tg.server_median_le_target)},"
         f" round trip median {_met(tg.round_trip_median_le_target)}",
