@@ -7,7 +7,7 @@ the newest row per unit and, once per interval, upserts those in one transaction
 upkeep runs on a second backend (the server's second core), and each unit is written once per interval
 instead of once per sample.
 
-The contract (docs/store.md) becomes: `telemetry_latest` never moves backwards and never holds a row
+The contract (docs/telemetry-latest.md): `telemetry_latest` never moves backwards and never holds a row
 telemetry does not (only committed batches are noted); while the database is reachable it is behind
 committed telemetry by at most the interval plus one upsert; a clean stop carries everything over;
 after a kill, the next start of the shard catches up (`writer.catch_up_latest`).
