@@ -56,12 +56,27 @@ def keeper(url: str, clock: Clock | None = None) -> LatestKeeper:
     return LatestKeeper(url, 60.0, SimulatorMetrics("k", 0), Health(), threading.Event(), clock or Clock())
 
 
-def gauge(k: LatestKeeper, name: str) -> float | None:
-    return k.metrics.registry.get_sample_value(f"dynoline_simulator_{name}", {"line": "k", "shard": "0"})
+def gauge(metrics: SimulatorMetrics, name: str) -> float | None:
+    return metrics.registry.get_sample_value(f"dynoline_simulator_{name}", {"line": "k", "shard": "0"})
 
 
 def pending_gauge(k: LatestKeeper) -> float | None:
-    return gauge(k, "latest_pending_units")
+    return gauge(k.metrics, "latest_pending_units")
+
+
+def caught_up(k: LatestKeeper) -> float | None:
+    return gauge(k.metrics, "latest_caught_up_timestamp_seconds")
+
+
+def hand_over_while_away(
+    conn: psycopg.Connection[tuple[object, ...]], k: LatestKeeper, batch: list[Row]
+) -> None:
+    """Commit a batch to telemetry, hand it to the keeper, fold it; then point the keeper at no database."""
+    copy_rows(conn, batch)
+    conn.commit()
+    k.note(batch)
+    k.fold_handed()
+    k.url = f"postgresql://dynoline@127.0.0.1:{free_port()}/dynoline"
 
 
 @pytest.fixture
@@ -107,12 +122,7 @@ def test_a_failed_flush_keeps_the_rows_and_the_next_one_carries_them(
     conn: psycopg.Connection[tuple[object, ...]], database_url: str
 ) -> None:
     k = keeper(database_url)
-    batch = rows(range(2), range(0, 3))
-    copy_rows(conn, batch)
-    conn.commit()
-    k.note(batch)
-    k.fold_handed()
-    k.url = f"postgresql://dynoline@127.0.0.1:{free_port()}/dynoline"  # the database is away
+    hand_over_while_away(conn, k, rows(range(2), range(0, 3)))
     assert not k.flush()
     assert len(k.pending) == 2 and latest(conn) == {}
     k.url = database_url
@@ -129,32 +139,21 @@ def test_the_caught_up_gauge_moves_only_when_nothing_is_left_behind(
     """What DynolineSimulatorLatestStale reads: a keeper that keeps failing must show its age."""
     clock = Clock()
     k = keeper(database_url, clock)
-    assert gauge(k, "latest_caught_up_timestamp_seconds") == 1_000.0  # at start nothing is behind
+    assert caught_up(k) == 1_000.0  # at start nothing is behind
     # a shard without a keeper (latestInterval 0s) exports no such series, not a 0 the alert would age
-    no_keeper = SimulatorMetrics("k", 0).registry
-    assert (
-        no_keeper.get_sample_value(
-            "dynoline_simulator_latest_caught_up_timestamp_seconds", {"line": "k", "shard": "0"}
-        )
-        is None
-    )
+    assert gauge(SimulatorMetrics("k", 0), "latest_caught_up_timestamp_seconds") is None
     clock.now = 1_010.0
     assert k.flush()  # nothing handed over: still caught up, now
-    assert gauge(k, "latest_caught_up_timestamp_seconds") == 1_010.0
-    batch = rows(range(2), range(0, 3))
-    copy_rows(conn, batch)
-    conn.commit()
-    k.note(batch)
-    k.fold_handed()
-    k.url = f"postgresql://dynoline@127.0.0.1:{free_port()}/dynoline"  # the database is away
+    assert caught_up(k) == 1_010.0
+    hand_over_while_away(conn, k, rows(range(2), range(0, 3)))
     for clock.now in (1_020.0, 1_030.0):
         assert not k.flush()
-        assert gauge(k, "latest_caught_up_timestamp_seconds") == 1_010.0  # failures leave it behind
+        assert caught_up(k) == 1_010.0  # failures leave it behind
     k.url = database_url
     clock.now = 1_040.0
     try:
         assert k.flush()
-        assert gauge(k, "latest_caught_up_timestamp_seconds") == 1_040.0
+        assert caught_up(k) == 1_040.0
         assert latest(conn) == distinct_on(conn)
     finally:
         k.close()

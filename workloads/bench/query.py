@@ -21,7 +21,7 @@ from psycopg import sql
 from workloads.catalog import TELEMETRY_COLUMNS
 from workloads.errors import DynolineError
 from workloads.store.connection import connect
-from workloads.store.queries import LATEST_PER_UNIT, fetch_binary, latest_per_unit_query
+from workloads.store.queries import FETCH_CHUNK_ROWS, LATEST_PER_UNIT, fetch_binary, latest_per_unit_query
 from workloads.store.writer import copy_rows, upsert_latest
 
 from .harness import (
@@ -352,6 +352,4 @@ def round_trip(conn: Conn, c: Candidate) -> tuple[float, int]:
 
 
 def fetch(conn: Conn, c: Candidate) -> list[tuple[object, ...]]:
-    if c.whole:
-        return fetch_binary(conn, c.query, params(LINE), chunk=None)
-    return fetch_binary(conn, c.query, params(LINE))
+    return fetch_binary(conn, c.query, params(LINE), chunk=None if c.whole else FETCH_CHUNK_ROWS)
