@@ -4,12 +4,13 @@ Safety: the only identifiers are telemetry columns taken from the sensor catalog
 every value a rule carries (bounds, windows, unit lists, model weights, line name) is a bound parameter.
 Nothing a user wrote is ever part of the statement text.
 
-Cost: a pass reads the line's new samples once. `scan` folds every rule of a line into one aggregate
-per unit over `(since, until]` (plus the short look-back windowed kinds need), so its cost follows the
-new data, not the table, and it filters down to the units that matter: a rule fired, or an alert is
-open. The per-sample detail (`detail`, `sustained`) then runs only for those units, through the primary
-key (line, unit_id, ts). Each condition kind's statistic is compiled in `kinds.py`; the drift
-baselines' statements are in `baseline_sql.py`.
+Cost: a pass reads the line's new samples once. `scan` folds every rule of a line into aggregates per
+unit over `(since, until]` and the trailing window the windowed kinds need (one scan when the window
+covers the new samples, else two), so its cost follows the new data, not the table, and it filters
+down to the units that matter: a rule fired, or an alert is open. The per-sample detail (`detail`,
+`sustained`) then runs only for those units, through the primary key (line, unit_id, ts). Each
+condition kind's statistic is compiled in `kinds.py`; the drift baselines' statements are in
+`baseline_sql.py`.
 """
 
 from __future__ import annotations
@@ -89,17 +90,31 @@ def _baselines(b: Binder, p_line: sql.Placeholder, sizes: Sequence[int]) -> _Bas
     )
 
 
-def scan(line: str, rules: Sequence[LoadedRule], since: datetime, until: datetime) -> Scan:
-    """Two aggregates per unit: one over the new samples `(since, until]` for the per-sample kinds, one
-    over the trailing window `(until - longest window, until]` for the windowed kinds; joined, judged,
-    and filtered down to the units where a rule fired or an alert is open."""
+def scan(
+    line: str, rules: Sequence[LoadedRule], since: datetime, until: datetime, *, shared: bool | None = None
+) -> Scan:
+    """Per unit, aggregates over the new samples `(since, until]` for the per-sample kinds and over the
+    trailing window `(until - longest window, until]` for the windowed kinds; judged, and filtered down
+    to the units where a rule fired or an alert is open.
+
+    `shared`: both sets of aggregates in one scan of `(min(since, window start), until]`, each filtered
+    to its own rows; otherwise two scans, joined. By default one scan when the window reaches back to
+    `since` or further (a pass every minute, say), whose scan then reads every new sample anyway; two
+    when the new samples outrun the window (a backlog), where folding the window into the long scan
+    as a filter measured no faster than reading its rows twice.
+    """
     if not rules:
         raise ValueError("scan needs at least one rule")
     b = Binder()
     p_line, p_since, p_until = b.bind(line), b.bind(since), b.bind(until)
     back = max(window_seconds(r) for r in rules)
     tail_from = until - timedelta(seconds=back) if back else None
-    windows = Windows(b, until, back)
+    if tail_from is None:
+        shared = False
+    elif shared is None:
+        shared = tail_from <= since
+    scan_from = min(since, tail_from) if shared and tail_from is not None else tail_from
+    windows = Windows(b, until, scan_from, since if shared else None)
     sizes = sorted(
         {r.rule.condition.baseline_samples for r in rules if isinstance(r.rule.condition, DriftCondition)}
     )
@@ -120,12 +135,35 @@ def scan(line: str, rules: Sequence[LoadedRule], since: datetime, until: datetim
     relevant.append(sql.SQL("open_rules IS NOT NULL"))
     relevant.extend(sql.SQL("{} <> 'ready'").format(sql.Identifier(f"b{n}")) for n in sizes)
 
-    restart = sql.SQL(
-        ", max(ts) FILTER (WHERE cycle = 1) AS restart_ts" if sizes else ", NULL::timestamptz AS restart_ts"
+    new = windows.new()
+    restart = (
+        sql.SQL(", max(ts){} AS restart_ts").format(windows.new(sql.SQL("cycle = 1")))
+        if sizes
+        else sql.SQL(", NULL::timestamptz AS restart_ts")
     )
+    per_unit = sql.SQL(
+        "SELECT unit_id, max(ts){new} AS last_ts, min(ts){new} AS first_ts, count(*){new} AS n_new{restart}"
+    ).format(new=new, restart=restart)
+    fresh_aggs = sql.SQL("").join(sql.SQL(", {}").format(a) for a in b.fresh)
     tail_cte: sql.Composable = sql.SQL("")
     agg_cte: sql.Composable = sql.SQL(" agg AS (SELECT * FROM fresh),")
-    if b.tail:
+    if shared:
+        assert scan_from is not None
+        # Units with no new sample are not judged (as with two scans, where the window joins the new).
+        having = sql.SQL(" HAVING count(*){} > 0").format(new) if scan_from < since else sql.SQL("")
+        fresh = sql.SQL(
+            "{per_unit}{fresh_aggs}, {tail_aggs} FROM telemetry WHERE line = {line} AND ts > {start}"
+            " AND ts <= {until} GROUP BY unit_id{having}"
+        ).format(
+            per_unit=per_unit, fresh_aggs=fresh_aggs, tail_aggs=sql.SQL(", ").join(b.tail), line=p_line,
+            start=b.bind(scan_from), until=p_until, having=having,
+        )  # fmt: skip
+    else:
+        fresh = sql.SQL(
+            "{per_unit}{fresh_aggs} FROM telemetry WHERE line = {line} AND ts > {since} AND ts <= {until}"
+            " GROUP BY unit_id"
+        ).format(per_unit=per_unit, fresh_aggs=fresh_aggs, line=p_line, since=p_since, until=p_until)
+    if b.tail and not shared:
         assert tail_from is not None
         tail_cte = sql.SQL(
             " tail AS (SELECT unit_id, {aggs} FROM telemetry WHERE line = {line} AND ts > {start}"
@@ -136,10 +174,7 @@ def scan(line: str, rules: Sequence[LoadedRule], since: datetime, until: datetim
             tail_cols
         )
     query = sql.SQL(
-        "WITH fresh AS ("
-        "SELECT unit_id, max(ts) AS last_ts, min(ts) AS first_ts, count(*) AS n_new{restart}{aggs}"
-        " FROM telemetry WHERE line = {line} AND ts > {since} AND ts <= {until}"
-        " GROUP BY unit_id),"
+        "WITH fresh AS ({fresh}),"
         "{tail_cte}{agg_cte}"
         " open AS (SELECT unit_id, array_agg(rule) AS open_rules FROM alerts"
         " WHERE line = {line} AND resolved_at IS NULL AND rule = ANY({rules}::text[]) GROUP BY unit_id),"
@@ -152,11 +187,8 @@ def scan(line: str, rules: Sequence[LoadedRule], since: datetime, until: datetim
         " SELECT judged.*, totals.* FROM totals LEFT JOIN judged ON ({relevant})"
         " ORDER BY judged.unit_id"
     ).format(
-        restart=restart,
-        aggs=sql.SQL("").join(sql.SQL(", {}").format(a) for a in b.fresh),
+        fresh=fresh,
         line=p_line,
-        since=p_since,
-        until=p_until,
         tail_cte=tail_cte,
         agg_cte=agg_cte,
         rules=b.bind([r.rule.name for r in rules]),

@@ -3,7 +3,7 @@
 `scan` (compile.py) asks `judge` for each rule; each helper adds the aggregates it needs to the
 shared `Binder` (identical aggregates are shared between rules) and returns a `Judgement` over the
 aggregate aliases. The per-sample kinds aggregate the new samples (`fresh`), the windowed kinds the
-trailing window (`tail`), filtered to their own window when it is shorter than the longest one.
+trailing window (`tail`); `Windows` filters each to its own rows of the scan it rides on.
 """
 
 from __future__ import annotations
@@ -44,27 +44,43 @@ class Judgement:
 
 @dataclass
 class Windows:
-    """Trailing windows ending at `until`; `longest` is the tail scan itself (0: no tail scan)."""
+    """Where each aggregate's rows lie in the scan it is computed in, as `FILTER` clauses.
+
+    The windowed aggregates read a scan from `scan_from` to `until`; a window that starts later is a
+    filter. When the new samples ride on that same scan (`since` given: one scan for both), the
+    per-sample aggregates filter to `ts > since` unless the scan starts there.
+    """
 
     binder: Binder
     until: datetime
-    longest: float
-    _starts: dict[float, sql.Placeholder] = field(default_factory=dict)
+    scan_from: datetime | None  # start of the scan the windowed aggregates read (None: no such scan)
+    since: datetime | None = None  # the new samples' start, when they share that scan
+    _starts: dict[datetime, sql.Placeholder] = field(default_factory=dict)
+
+    def _after(self, start: datetime) -> sql.Placeholder:
+        if start not in self._starts:
+            self._starts[start] = self.binder.bind(start)
+        return self._starts[start]
+
+    def _clause(self, start: datetime | None, test: sql.Composable | None) -> sql.Composable:
+        tests = [test] if test is not None else []
+        if start is not None and start != self.scan_from:
+            tests.append(sql.SQL("ts > {}").format(self._after(start)))
+        if not tests:
+            return sql.SQL("")
+        return sql.SQL(" FILTER (WHERE {})").format(sql.SQL(" AND ").join(tests))
 
     def filter(self, span: float) -> sql.Composable:
-        """`FILTER (WHERE ts > until - span)`, or nothing for the longest window (the scan's range)."""
-        if span == self.longest:
-            return sql.SQL("")
-        if span not in self._starts:
-            self._starts[span] = self.binder.bind(self.until - timedelta(seconds=span))
-        return sql.SQL(" FILTER (WHERE ts > {})").format(self._starts[span])
+        """`FILTER (WHERE ts > until - span)`, or nothing for a window that is the whole scan."""
+        return self._clause(self.until - timedelta(seconds=span), None)
 
     def filter_and(self, span: float, test: sql.Composable) -> sql.Composable:
         """`FILTER (WHERE test)` within the window of `span`."""
-        if span == self.longest:
-            return sql.SQL(" FILTER (WHERE {})").format(test)
-        self.filter(span)  # binds the window's start once
-        return sql.SQL(" FILTER (WHERE {} AND ts > {})").format(test, self._starts[span])
+        return self._clause(self.until - timedelta(seconds=span), test)
+
+    def new(self, test: sql.Composable | None = None) -> sql.Composable:
+        """`FILTER` for a per-sample aggregate: the new samples (and `test`), when they share the scan."""
+        return self._clause(self.since, test)
 
 
 def window_seconds(rule: LoadedRule) -> float:
@@ -80,21 +96,21 @@ def _compare(stat: sql.Composable, op: str, bound: sql.Placeholder) -> sql.Compo
 
 
 def per_sample(
-    b: Binder, i: int, cond: ThresholdCondition | SustainedCondition, bound: sql.Placeholder
+    b: Binder, w: Windows, i: int, cond: ThresholdCondition | SustainedCondition, bound: sql.Placeholder
 ) -> Judgement:
     """The extreme of the new samples; a `for` rule also needs its firing samples to span `for`."""
     col_name = sensor(cond.sensor).column
     col = sql.Identifier(col_name)
     fn = sql.SQL("max") if upward(cond.op) else sql.SQL("min")
-    stat = b.agg(("extreme", col_name, upward(cond.op)), sql.SQL("{}({})").format(fn, col))
+    stat = b.agg(("extreme", col_name, upward(cond.op)), sql.SQL("{}({}){}").format(fn, col, w.new()))
     fired: sql.Composable = _compare(stat, cond.op, bound)
     if isinstance(cond, SustainedCondition) and cond.for_ is not None:
         # A run that held `for` at some new sample either began before `since` (then the first new
         # sample fires) or inside the new samples (then they span `for`): a sound pre-filter that needs
         # no look-back; the exact check runs for the candidates only.
         test = _compare(col, cond.op, bound)
-        first_fire = b.agg(("first_fire", i), sql.SQL("min(ts) FILTER (WHERE {})").format(test))
-        last_fire = b.agg(("last_fire", i), sql.SQL("max(ts) FILTER (WHERE {})").format(test))
+        first_fire = b.agg(("first_fire", i), sql.SQL("min(ts){}").format(w.new(test)))
+        last_fire = b.agg(("last_fire", i), sql.SQL("max(ts){}").format(w.new(test)))
         span = b.bind(timedelta(seconds=seconds(cond.for_)))
         fired = sql.SQL("({} AND ({} = first_ts OR {} - {} >= {}))").format(
             fired, first_fire, last_fire, first_fire, span
@@ -271,7 +287,7 @@ def judge(b: Binder, w: Windows, i: int, loaded: LoadedRule) -> Judgement:
     p_bound = b.bind(bound)
     judged: Judgement
     if isinstance(cond, ThresholdCondition | SustainedCondition):
-        judged = per_sample(b, i, cond, p_bound)
+        judged = per_sample(b, w, i, cond, p_bound)
     elif isinstance(cond, RateOfChangeCondition):
         judged = rate_of_change(b, w, cond, p_bound)
     elif isinstance(cond, DriftCondition):
