@@ -234,9 +234,16 @@ def test_query_on_a_throwaway_embedded_server(capsys: pytest.CaptureFixture[str]
         "1",
         "--lines",
         "1",
+        "--server-setting",
+        "shared_buffers=64MB",
+        "--server-setting",
+        "work_mem=8MB",
     )
     assert r["database"].startswith("throwaway embedded PostgreSQL")
     assert r["table"]["rows"] == 50 and r["latest_per_unit"]["rows"] == 5
+    # the server ran with them (the later one wins over the embedded default), and says so
+    settings = r["machine"]["server_settings"]
+    assert (settings["shared_buffers"], settings["work_mem"]) == ("64MB", "8MB")
 
 
 def test_stream_writes_everything_it_generates(capsys: pytest.CaptureFixture[str], database_url: str) -> None:
@@ -277,6 +284,12 @@ def test_stream_writes_everything_it_generates(capsys: pytest.CaptureFixture[str
         (["stream", "--seconds", "0"], "--seconds must be a positive number"),
         (["stream", "--rate", "nan"], "--rate must be a positive number of Hz"),
         (["ingest", "--database-url", "mysql://x/y"], "malformed database URL"),
+        (["ingest", "--server-setting", "shared_buffers"], "expected NAME=VALUE"),
+        (["stream", "--server-setting", "work_mem=1MB;rm -rf x"], "expected NAME=VALUE"),
+        (
+            ["sentinel", "--database-url", "postgresql://x/y", "--server-setting", "work_mem=8MB"],
+            "--server-setting applies to the throwaway server",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_starts_nothing(

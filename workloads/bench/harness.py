@@ -30,7 +30,7 @@ from workloads import quantile
 from workloads.errors import DynolineError
 from workloads.store import dsn
 from workloads.store.connection import connect, first_line
-from workloads.store.embedded import EmbeddedPostgres
+from workloads.store.embedded import SETTING_NAME, SETTING_VALUE, EmbeddedPostgres
 from workloads.store.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,39 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="PostgreSQL to benchmark (superuser for server-side COPY); the benchmark works in its own"
         " schema there. Default: a throwaway embedded PostgreSQL in a temporary directory",
     )
+    parser.add_argument(
+        "--server-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the throwaway embedded PostgreSQL, e.g. shared_buffers=4GB (repeatable;"
+        " reported with the result). With --database-url, set them on that server instead",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+
+
+Setting = tuple[str, str]
+
+
+def server_setting(text: str) -> Setting:
+    """`NAME=VALUE` from the command line, checked as the embedded server checks it."""
+    name, sep, value = text.partition("=")
+    if not sep or not SETTING_NAME.fullmatch(name) or not SETTING_VALUE.fullmatch(value):
+        raise DynolineError(
+            f"--server-setting {text!r}: expected NAME=VALUE, a PostgreSQL setting and a value of"
+            " letters, digits and ._:+-"
+        )
+    return name, value
+
+
+def server_settings(args: argparse.Namespace) -> list[Setting]:
+    """The settings for the throwaway server; refused with a server of one's own, which they cannot reach."""
+    settings = [server_setting(text) for text in args.server_setting]
+    if settings and args.database_url is not None:
+        raise DynolineError(
+            "--server-setting applies to the throwaway server; with --database-url, set it on that server"
+        )
+    return settings
 
 
 @dataclass(frozen=True)
@@ -73,14 +105,17 @@ def with_search_path(url: str, schema: str) -> str:
 
 
 @contextmanager
-def bench_database(url: str | None, schema: str, *, keep: bool = False) -> Iterator[BenchDatabase]:
-    """A migrated schema to benchmark in; dropped afterwards unless `keep` (the server too, if ours)."""
+def bench_database(
+    url: str | None, schema: str, *, keep: bool = False, settings: Sequence[Setting] = ()
+) -> Iterator[BenchDatabase]:
+    """A migrated schema to benchmark in; dropped afterwards unless `keep` (the server too, if ours,
+    which starts with `settings`)."""
     workdir = Path(tempfile.mkdtemp(prefix="dynoline-bench-"))
     server: EmbeddedPostgres | None = None
     base: str | None = None
     try:
         if url is None:
-            server = EmbeddedPostgres(workdir / "pg" / "data")
+            server = EmbeddedPostgres(workdir / "pg" / "data", settings=settings)
             server.init()
             server.start()
             base = server.create_database("bench")
@@ -113,12 +148,20 @@ def _drop_schema(url: str, schema: str) -> None:
 
 
 def machine(conn: Conn) -> Result:
-    """The machine and server a figure was measured on."""
+    """The machine and server a figure was measured on: the settings that decide speed, and every
+    other one the server was started with (`--server-setting`)."""
+    started_with = [
+        str(r[0])
+        for r in conn.execute(
+            "SELECT name FROM pg_settings WHERE source = 'command line'"
+            " AND name NOT IN ('port', 'listen_addresses', 'unix_socket_directories') ORDER BY name"
+        ).fetchall()
+    ]
     settings = {
         name: str(row[0])
         if (row := conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone())
         else None
-        for name in REPORTED_SETTINGS
+        for name in [*REPORTED_SETTINGS, *(n for n in started_with if n not in REPORTED_SETTINGS)]
     }
     version = conn.execute("SHOW server_version").fetchone()
     return {

@@ -39,6 +39,7 @@ from .harness import (
     BenchDatabase,
     Conn,
     Result,
+    Setting,
     add_common_arguments,
     bench_database,
     emit,
@@ -46,6 +47,7 @@ from .harness import (
     machine_lines,
     rate,
     ratio,
+    server_settings,
     table,
 )
 
@@ -104,7 +106,10 @@ def run_command(args: argparse.Namespace) -> int:
         raise DynolineError(f"--seed-insert-rows must be at least 1, got {args.seed_insert_rows}")
     if not 1 <= args.rounds <= 20:
         raise DynolineError(f"--rounds must be between 1 and 20, got {args.rounds}")
-    result = run(args.database_url, args.rows, args.units, args.seed_insert_rows, args.rounds)
+    result = run(
+        args.database_url, args.rows, args.units, args.seed_insert_rows, args.rounds,
+        settings=server_settings(args),
+    )  # fmt: skip
     emit(result, args.json, render)
     return 0
 
@@ -115,14 +120,22 @@ def round_order(rnd: int) -> tuple[str, ...]:
     return base[rnd % 5 :] + base[: rnd % 5]
 
 
-def run(url: str | None, rows: int, units: int, seed_rows: int, rounds: int = 3) -> Result:
+def run(
+    url: str | None,
+    rows: int,
+    units: int,
+    seed_rows: int,
+    rounds: int = 3,
+    *,
+    settings: Sequence[Setting] = (),
+) -> Result:
     ticks = math.ceil(rows / units)
     total = ticks * units
     seed_rows = min(seed_rows, total)
     notes: list[str] = []
     seconds: dict[str, list[float]] = {m: [] for m in METHODS}
     stored: dict[str, int | None] = dict.fromkeys(METHODS)
-    with bench_database(url, SCHEMA) as db, connect(db.url, autocommit=True) as conn:
+    with bench_database(url, SCHEMA, settings=settings) as db, connect(db.url, autocommit=True) as conn:
         info = machine(conn)
         data: list[Row] = []
         server_file: str | None = None

@@ -13,6 +13,7 @@ import argparse
 import logging
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -27,11 +28,13 @@ from workloads.store.writer import copy_rows, upsert_latest
 from .harness import (
     Conn,
     Result,
+    Setting,
     add_common_arguments,
     bench_database,
     emit,
     machine,
     percentile,
+    server_settings,
 )
 from .latest_baselines import (
     EXACT_KEY_PROBE,
@@ -97,7 +100,10 @@ def run_command(args: argparse.Namespace) -> int:
         raise DynolineError("--repeat and --naive-repeat must be at least 1")
     if not 1 <= args.lines <= 100:
         raise DynolineError(f"--lines must be between 1 and 100, got {args.lines}")
-    result = run(args.database_url, args.units, args.rows, args.repeat, args.naive_repeat, args.lines)
+    result = run(
+        args.database_url, args.units, args.rows, args.repeat, args.naive_repeat, args.lines,
+        settings=server_settings(args),
+    )  # fmt: skip
     emit(result, args.json, render)
     return 0
 
@@ -182,9 +188,19 @@ def candidates(repeat: int, naive_repeat: int) -> list[Candidate]:
 
 
 def run(
-    url: str | None, units: int, rows: int, repeat: int, naive_repeat: int, lines: int = 10
+    url: str | None,
+    units: int,
+    rows: int,
+    repeat: int,
+    naive_repeat: int,
+    lines: int = 10,
+    *,
+    settings: Sequence[Setting] = (),
 ) -> QueryResult:
-    with bench_database(url, SCHEMA, keep=True) as db, connect(db.url, autocommit=True) as conn:
+    with (
+        bench_database(url, SCHEMA, keep=True, settings=settings) as db,
+        connect(db.url, autocommit=True) as conn,
+    ):
         info = machine(conn)
         build = ensure_data(conn, units, rows)
         build = replace(build, lines=ensure_other_lines(conn, units, lines, build))

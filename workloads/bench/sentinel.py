@@ -32,11 +32,13 @@ from workloads.bench.fd001 import FD001_MOMENTS
 from workloads.bench.harness import (
     Conn,
     Result,
+    Setting,
     add_common_arguments,
     bench_database,
     emit,
     machine,
     machine_lines,
+    server_settings,
     table,
 )
 from workloads.catalog import SENSOR_COLUMNS, SETTING_COLUMNS, TELEMETRY_COLUMNS
@@ -128,7 +130,11 @@ def run_command(args: argparse.Namespace) -> int:
         raise DynolineError(f"--scale must be between 2 and 20, got {args.scale}")
     if not 10 <= args.new_seconds <= 3600:
         raise DynolineError(f"--new-seconds must be between 10 and 3600, got {args.new_seconds}")
-    emit(run(args.database_url, args.units, args.repeat, args.scale, args.new_seconds), args.json, render)
+    result = run(
+        args.database_url, args.units, args.repeat, args.scale, args.new_seconds,
+        settings=server_settings(args),
+    )  # fmt: skip
+    emit(result, args.json, render)
     return 0
 
 
@@ -267,14 +273,24 @@ def prototype_scan(conn: Conn) -> float:
     return time.perf_counter() - started
 
 
-def run(url: str | None, units: int, repeat: int, scale: int, new_seconds: int = NEW_SECONDS) -> Result:
+def run(
+    url: str | None,
+    units: int,
+    repeat: int,
+    scale: int,
+    new_seconds: int = NEW_SECONDS,
+    *,
+    settings: Sequence[Setting] = (),
+) -> Result:
     """Both tables are built and warmed up first, then measured in alternation (small, large, large,
     small, …), so a neighbour's load on a shared machine falls on both alike."""
     rules = bench_rules()
     small_seconds = 60 + new_seconds  # a minute already evaluated, then the new data
     sizes = (("small", small_seconds), ("large", small_seconds * scale))
     with ExitStack() as stack:
-        small_db = stack.enter_context(bench_database(url, "dynoline_bench_sentinel_small"))
+        small_db = stack.enter_context(
+            bench_database(url, "dynoline_bench_sentinel_small", settings=settings)
+        )
         base = small_db.embedded.url("bench") if small_db.embedded is not None else url
         assert base is not None
         large_db = stack.enter_context(bench_database(base, "dynoline_bench_sentinel_large"))

@@ -21,6 +21,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from workloads.errors import DynolineError
@@ -30,10 +31,12 @@ from workloads.store.rows import one
 
 from .harness import (
     Result,
+    Setting,
     add_common_arguments,
     bench_database,
     emit,
     machine,
+    server_settings,
 )
 from .stream_probes import LINE, PROBE_GIVE_UP, Reader, ServerCpu, Watch, own_cpu, peak_rss_mib, rss_mib
 from .stream_report import Backlog, combine, render, summarise
@@ -86,7 +89,10 @@ def run_command(args: argparse.Namespace) -> int:
     interval = args.latest_interval_ms
     latest_interval = interval / 1000 if interval is not None else DEFAULT_LATEST_INTERVAL_S
     check_latest_interval(latest_interval)  # before a database is started for the run
-    result = run(args.database_url, args.units, args.rate, args.seconds, args.shards, latest_interval)
+    result = run(
+        args.database_url, args.units, args.rate, args.seconds, args.shards, latest_interval,
+        settings=server_settings(args),
+    )  # fmt: skip
     emit(result, args.json, render)
     return 0
 
@@ -98,11 +104,13 @@ def run(
     seconds: float,
     shards: int = 1,
     latest_interval: float = DEFAULT_LATEST_INTERVAL_S,
+    *,
+    settings: Sequence[Setting] = (),
 ) -> Result:
     from workloads.simulator.config import SimulatorConfig
     from workloads.simulator.runner import Simulator
 
-    with bench_database(url, SCHEMA) as db, connect(db.url, autocommit=True) as conn:
+    with bench_database(url, SCHEMA, settings=settings) as db, connect(db.url, autocommit=True) as conn:
         info = machine(conn)
         sims = [
             Simulator(

