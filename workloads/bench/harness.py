@@ -30,7 +30,7 @@ from workloads import quantile
 from workloads.errors import DynolineError
 from workloads.store import dsn
 from workloads.store.connection import connect, first_line
-from workloads.store.embedded import SETTING_NAME, SETTING_VALUE, EmbeddedPostgres
+from workloads.store.embedded import EmbeddedPostgres, safe_setting
 from workloads.store.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ Setting = tuple[str, str]
 def server_setting(text: str) -> Setting:
     """`NAME=VALUE` from the command line, checked as the embedded server checks it."""
     name, sep, value = text.partition("=")
-    if not sep or not SETTING_NAME.fullmatch(name) or not SETTING_VALUE.fullmatch(value):
+    if not sep or not safe_setting(name, value):
         raise DynolineError(
             f"--server-setting {text!r}: expected NAME=VALUE, a PostgreSQL setting and a value of"
             " letters, digits and ._:+-"

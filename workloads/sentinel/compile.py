@@ -135,44 +135,40 @@ def scan(
     relevant.append(sql.SQL("open_rules IS NOT NULL"))
     relevant.extend(sql.SQL("{} <> 'ready'").format(sql.Identifier(f"b{n}")) for n in sizes)
 
+    def per_unit(columns: sql.Composable, start: sql.Placeholder, having: sql.Composable) -> sql.Composed:
+        return sql.SQL(
+            "SELECT unit_id, {columns} FROM telemetry WHERE line = {line} AND ts > {start}"
+            " AND ts <= {until} GROUP BY unit_id{having}"
+        ).format(columns=columns, line=p_line, start=start, until=p_until, having=having)
+
     new = windows.new()
     restart = (
-        sql.SQL(", max(ts){} AS restart_ts").format(windows.new(sql.SQL("cycle = 1")))
+        sql.SQL("max(ts){} AS restart_ts").format(windows.new(sql.SQL("cycle = 1")))
         if sizes
-        else sql.SQL(", NULL::timestamptz AS restart_ts")
+        else sql.SQL("NULL::timestamptz AS restart_ts")
     )
-    per_unit = sql.SQL(
-        "SELECT unit_id, max(ts){new} AS last_ts, min(ts){new} AS first_ts, count(*){new} AS n_new{restart}"
-    ).format(new=new, restart=restart)
-    fresh_aggs = sql.SQL("").join(sql.SQL(", {}").format(a) for a in b.fresh)
+    fresh_columns: list[sql.Composable] = [
+        sql.SQL("max(ts){new} AS last_ts, min(ts){new} AS first_ts, count(*){new} AS n_new").format(new=new),
+        restart,
+        *b.fresh,
+    ]
     tail_cte: sql.Composable = sql.SQL("")
     agg_cte: sql.Composable = sql.SQL(" agg AS (SELECT * FROM fresh),")
     if shared:
         assert scan_from is not None
         # Units with no new sample are not judged (as with two scans, where the window joins the new).
         having = sql.SQL(" HAVING count(*){} > 0").format(new) if scan_from < since else sql.SQL("")
-        fresh = sql.SQL(
-            "{per_unit}{fresh_aggs}, {tail_aggs} FROM telemetry WHERE line = {line} AND ts > {start}"
-            " AND ts <= {until} GROUP BY unit_id{having}"
-        ).format(
-            per_unit=per_unit, fresh_aggs=fresh_aggs, tail_aggs=sql.SQL(", ").join(b.tail), line=p_line,
-            start=b.bind(scan_from), until=p_until, having=having,
-        )  # fmt: skip
+        fresh = per_unit(sql.SQL(", ").join([*fresh_columns, *b.tail]), b.bind(scan_from), having)
     else:
-        fresh = sql.SQL(
-            "{per_unit}{fresh_aggs} FROM telemetry WHERE line = {line} AND ts > {since} AND ts <= {until}"
-            " GROUP BY unit_id"
-        ).format(per_unit=per_unit, fresh_aggs=fresh_aggs, line=p_line, since=p_since, until=p_until)
-    if b.tail and not shared:
-        assert tail_from is not None
-        tail_cte = sql.SQL(
-            " tail AS (SELECT unit_id, {aggs} FROM telemetry WHERE line = {line} AND ts > {start}"
-            " AND ts <= {until} GROUP BY unit_id),"
-        ).format(aggs=sql.SQL(", ").join(b.tail), line=p_line, start=b.bind(tail_from), until=p_until)
-        tail_cols = sql.SQL(", ").join(sql.Identifier(c) for c in b.tail_aliases())
-        agg_cte = sql.SQL(" agg AS (SELECT fresh.*, {} FROM fresh LEFT JOIN tail USING (unit_id)),").format(
-            tail_cols
-        )
+        fresh = per_unit(sql.SQL(", ").join(fresh_columns), p_since, sql.SQL(""))
+        if b.tail:
+            assert tail_from is not None
+            tail = per_unit(sql.SQL(", ").join(b.tail), b.bind(tail_from), sql.SQL(""))
+            tail_cte = sql.SQL(" tail AS ({}),").format(tail)
+            tail_cols = sql.SQL(", ").join(sql.Identifier(c) for c in b.tail_aliases())
+            agg_cte = sql.SQL(
+                " agg AS (SELECT fresh.*, {} FROM fresh LEFT JOIN tail USING (unit_id)),"
+            ).format(tail_cols)
     query = sql.SQL(
         "WITH fresh AS ({fresh}),"
         "{tail_cte}{agg_cte}"

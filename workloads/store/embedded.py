@@ -104,8 +104,13 @@ def remembered_port(datadir: Path, default: int) -> PortChoice:
 
 
 # pg_ctl hands its options to a shell: names and values stay within characters that need no quoting.
-SETTING_NAME = re.compile(r"[a-z_][a-z0-9_.]*")
-SETTING_VALUE = re.compile(r"[A-Za-z0-9_.:+-]+")
+_SETTING_NAME = re.compile(r"[a-z_][a-z0-9_.]*")
+_SETTING_VALUE = re.compile(r"[A-Za-z0-9_.:+-]+")
+
+
+def safe_setting(name: str, value: str) -> bool:
+    """A setting name and value that `-c name=value` can carry through pg_ctl's shell unquoted."""
+    return bool(_SETTING_NAME.fullmatch(name) and _SETTING_VALUE.fullmatch(value))
 
 
 class EmbeddedPostgres:
@@ -115,7 +120,7 @@ class EmbeddedPostgres:
         self, datadir: Path, port: int | None = None, settings: Sequence[tuple[str, str]] = ()
     ) -> None:
         for name, value in settings:
-            if not (SETTING_NAME.fullmatch(name) and SETTING_VALUE.fullmatch(value)):
+            if not safe_setting(name, value):
                 raise ValueError(f"not a server setting: {name}={value}")
         self.settings = tuple(settings)  # `-c name=value` after the defaults, so they win
         self.datadir = Path(datadir).resolve()
