@@ -7,7 +7,8 @@ import json
 import psycopg
 import pytest
 
-from workloads.bench.sentinel import bench_rules
+from workloads.bench.sentinel import bench_rules, read_columns
+from workloads.catalog import SENSOR_COLUMNS, TELEMETRY_COLUMNS
 from workloads.cli import main
 
 
@@ -24,6 +25,17 @@ def test_the_bench_rule_set_has_twenty_rules_of_every_kind() -> None:
     }
 
 
+def test_the_floor_reads_the_columns_the_rules_read() -> None:
+    rules = {r.rule.name: r for r in bench_rules()}
+    assert read_columns([rules["ps30-high"], rules["t50-rising-fast"]]) == ["cycle", "t50", "ps30"]
+    model = rules["hpc-health-index"].model
+    assert model is not None
+    assert read_columns([rules["hpc-health-index"]]) == [
+        c for c in TELEMETRY_COLUMNS if c in {"cycle"} | {column for column, _, _ in model.terms()}
+    ]
+    assert len(read_columns(list(rules.values()))) < 1 + len(SENSOR_COLUMNS)  # not every channel
+
+
 def test_bench_sentinel_reports_both_tables(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["bench", "sentinel", "--units", "100", "--scale", "2", "--repeat", "2", "--json"]
     assert main([*args, "--database-url", database_url]) == 0
@@ -37,6 +49,10 @@ def test_bench_sentinel_reports_both_tables(database_url: str, capsys: pytest.Ca
         assert set(t["phases_seconds"]) >= {"scan", "detail", "lifecycle"}
         # repeated passes start from the same state, so they do the same work
         assert t["alerts_opened_runs"] == [t["alerts_opened"]] * 2
+        # the floor read the pass's rows, after each pass
+        assert t["floor_scan_samples"] == t["samples_scanned"] and len(t["floor_scan_seconds_runs"]) == 2
+        assert t["pass_over_floor"] > 0
+    assert result["floor_columns"] == read_columns(bench_rules())
     assert set(result["targets"]) == {"pass_seconds_max", "large_over_small_max", "pass_met", "ratio_met"}
     with psycopg.connect(database_url) as conn:  # the benchmark's schemas are gone afterwards
         left = conn.execute(
