@@ -11,6 +11,7 @@ from workloads.errors import DynolineError
 from workloads.store.unit_state import (
     list_units,
     quarantine,
+    quarantine_many,
     quarantined_units,
     record_line,
     register_units,
@@ -40,6 +41,22 @@ def test_quarantine_keeps_the_first_reason_and_release_clears(database_url: str)
         assert release(conn, "a", 5)
         assert not release(conn, "a", 5)
         assert quarantined_units(conn, "a") == frozenset()
+
+
+def test_quarantine_many_is_one_statement_with_the_same_rules(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        register_units(conn, "m", [1, 2])
+        assert quarantine(conn, "m", 2, "already", by="cli")
+        # unit 3 is new (registered by the quarantine), 2 already was, 1 is given twice
+        done = quarantine_many(conn, "m", [(3, " hot ", "r:a"), (2, "again", "r:a"), (1, "first", "r:a"),
+                                           (1, "second", "r:b")])  # fmt: skip
+        assert done == [3, 1]
+        states = {u.unit_id: (u.quarantined, u.reason, u.quarantined_by) for u in list_units(conn, "m")}
+        assert states == {1: (True, "first", "r:a"), 2: (True, "already", "cli"), 3: (True, "hot", "r:a")}
+        assert quarantine_many(conn, "m", []) == []
+        with pytest.raises(DynolineError, match="needs a reason"):
+            quarantine_many(conn, "m", [(4, "ok", "r"), (5, " ", "r")])
+        assert [u.unit_id for u in list_units(conn, "m")] == [1, 2, 3]  # refused before writing unit 4
 
 
 def test_release_of_an_unknown_unit_is_an_error(database_url: str) -> None:

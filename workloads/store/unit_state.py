@@ -7,7 +7,7 @@ same transaction that opens an alert.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -66,20 +66,34 @@ def quarantine(conn: Conn, line: str, unit_id: int, reason: str, by: str) -> boo
     An already-quarantined unit keeps its original reason, author and time: the first cause is the one
     an operator needs to see.
     """
-    _check(line, unit_id)
-    if not reason.strip():
-        raise DynolineError("a quarantine needs a reason")
-    with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO unit_state AS s (line, unit_id, quarantined, reason, quarantined_by, quarantined_at)"
-            " VALUES (%s, %s, true, %s, %s, now())"
-            " ON CONFLICT (line, unit_id) DO UPDATE SET quarantined = true, reason = excluded.reason,"
-            " quarantined_by = excluded.quarantined_by, quarantined_at = excluded.quarantined_at,"
-            " updated_at = now()"
-            " WHERE NOT s.quarantined",
-            (line, unit_id, reason.strip(), by),
-        )
-        return cur.rowcount > 0
+    return bool(quarantine_many(conn, line, [(unit_id, reason, by)]))
+
+
+def quarantine_many(conn: Conn, line: str, units: Sequence[tuple[int, str, str]]) -> list[int]:
+    """`quarantine` for (unit, reason, by) triples in one statement; returns the units it quarantined,
+    in the order given. A unit given twice keeps its first reason, as two calls would."""
+    first: dict[int, tuple[str, str]] = {}
+    for unit_id, reason, by in units:
+        _check(line, unit_id)
+        if not reason.strip():
+            raise DynolineError("a quarantine needs a reason")
+        first.setdefault(unit_id, (reason.strip(), by))
+    if not first:
+        return []
+    done = every(
+        conn,
+        int,
+        "INSERT INTO unit_state AS s (line, unit_id, quarantined, reason, quarantined_by, quarantined_at)"
+        " SELECT %s, u, true, r, b, now() FROM unnest(%b::integer[], %b::text[], %b::text[]) AS q(u, r, b)"
+        " ON CONFLICT (line, unit_id) DO UPDATE SET quarantined = true, reason = excluded.reason,"
+        " quarantined_by = excluded.quarantined_by, quarantined_at = excluded.quarantined_at,"
+        " updated_at = now()"
+        " WHERE NOT s.quarantined"
+        " RETURNING unit_id",
+        (line, list(first), [r for r, _ in first.values()], [b for _, b in first.values()]),
+    )
+    changed = set(done)
+    return [u for u in first if u in changed]
 
 
 def release(conn: Conn, line: str, unit_id: int) -> bool:
