@@ -54,6 +54,8 @@ def test_bench_sentinel_reports_both_tables(database_url: str, capsys: pytest.Ca
         assert t["pass_over_floor"] > 0
     assert result["floor_columns"] == read_columns(bench_rules())
     assert set(result["targets"]) == {"pass_seconds_max", "large_over_small_max", "pass_met", "ratio_met"}
+    # the targets are for 10,000 units x 5 min and 100,000 x 1 min: this shape is not judged
+    assert (result["targets"]["pass_seconds_max"], result["targets"]["pass_met"]) == (None, None)
     with psycopg.connect(database_url) as conn:  # the benchmark's schemas are gone afterwards
         left = conn.execute(
             "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'dynoline_bench%'"
