@@ -268,6 +268,9 @@ def test_stream_writes_everything_it_generates(capsys: pytest.CaptureFixture[str
     # the schedule's last tick may add a few rows beyond units x rate x seconds
     assert 0 < r["ratios"]["written_vs_offered"] <= 1.05
     assert r["memory"]["peak_rss_mib"] > 0 and r["cpu"]["cpu_us_per_row"] > 0
+    # every stored row is WAL-logged (wal_level replica): its 24 channels alone are 192 bytes
+    assert r["wal"]["bytes_per_row"] > 192 and r["wal"]["records"] > 0
+    assert r["wal"]["checkpoints_timed"] is not None and r["wal"]["checkpoints_timed"] >= 0
     judged = ("throughput_met", "commit_lag_p99_met", "queryable_lag_p99_met", "no_backlog_growth", "rss_met")
     assert r["targets"]["sustained"] == all(r["targets"][k] for k in judged)
     assert_public_untouched(database_url, row)

@@ -40,7 +40,16 @@ Result = dict[str, Any]
 R = TypeVar("R")
 
 # Server settings that decide write and query speed; reported with every result.
-REPORTED_SETTINGS = ("fsync", "synchronous_commit", "shared_buffers", "wal_level", "max_wal_size", "jit")
+REPORTED_SETTINGS = (
+    "fsync",
+    "synchronous_commit",
+    "shared_buffers",
+    "wal_buffers",
+    "wal_level",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "jit",
+)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

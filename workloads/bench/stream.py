@@ -38,6 +38,7 @@ from .harness import (
     machine,
     server_settings,
 )
+from .server_wal import wal_counters, wal_summary
 from .stream_probes import LINE, PROBE_GIVE_UP, Reader, ServerCpu, Watch, own_cpu, peak_rss_mib, rss_mib
 from .stream_report import Backlog, combine, render, summarise
 
@@ -139,6 +140,7 @@ def run(
                 errors.append(exc)
 
         cpu = ServerCpu(conn)
+        wal0 = wal_counters(conn)
         own0 = own_cpu()
         began = time.monotonic()
         streamers = [
@@ -197,6 +199,7 @@ def run(
         if errors:
             raise errors[0]
         stats = combine([outcome[i].as_dict() for i in range(shards)])
+        wal = wal_summary(wal0, wal_counters(conn), stats["written"])
         stored = one(conn, int, "SELECT count(*) FROM telemetry WHERE line = %s", (LINE,)) or 0
         database = db.describe()
     result = summarise(
@@ -217,6 +220,7 @@ def run(
         memory=memory,
     )
     result["shards"] = shards
+    result["wal"] = wal
     result["lag_latest"].update(latest_upkeep(sims))
     return result
 
