@@ -1,10 +1,10 @@
 """The server's write-ahead log over a run: bytes per row, full-page images, checkpoints.
 
 At 100,000 units every second touches one primary-key leaf per unit, so after each checkpoint the
-first touch of each leaf logs a whole page image: a run's lag waves and its server CPU follow the WAL,
-and these counters say how much of it there was. They are the server's (pg_stat_wal, the
-checkpointer's view), so on a shared server other work adds into them; the bench's own server has
-none.
+first touch of each leaf logs a whole page image: with checkpoints every ~25 s that is most of the
+WAL (docs/benchmarks.md, issue 11, sixth round), and these counters say how much there was. They are
+the server's (pg_stat_wal, the checkpointer's view), so on a shared server other work adds into them;
+the bench's own server has none.
 """
 
 from __future__ import annotations
@@ -31,7 +31,11 @@ _NAMES = (
 
 
 def wal_counters(conn: Conn) -> Counters:
-    """The server's cumulative WAL and checkpoint counters now (None where this server has no view)."""
+    """The server's cumulative WAL and checkpoint counters now (None where this server has no view).
+
+    On an autocommit connection, as the benches use: a missing view is then one failed statement,
+    not an aborted transaction.
+    """
     values: list[int | None] = [None] * len(_NAMES)
     try:
         row = conn.execute(_WAL).fetchone()
