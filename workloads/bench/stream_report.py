@@ -282,7 +282,7 @@ def render(r: Result) -> str:
         f" ({c['server_cores']} cores), {c['cpu_us_per_row']} µs per row (client {c['client_us_per_row']},"
         f" server {c['server_us_per_row']}), {c['share_of_machine']} of the machine;"
         f" simulator RSS peak {m['peak_rss_mib']} MiB",
-        *([render_wal(r["wal"])] if "wal" in r else []),
+        render_wal(r["wal"]),
         f"targets: written ≥ {t['written_vs_offered_min']:g} of offered, at its pace"
         f" ({r['ratios']['written_rate_vs_offered_rate']} of the offered rate): {_met(t['throughput_met'])};"
         f" lag p99 ≤ {t['lag_p99_max_ms']:g} ms: writer {_met(t['commit_lag_p99_met'])},"
