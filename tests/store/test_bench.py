@@ -263,6 +263,10 @@ def test_stream_writes_everything_it_generates(capsys: pytest.CaptureFixture[str
     assert r["backlog"]["samples"] and r["backlog"]["sample_columns"][1] == "generated_minus_written"
     assert r["cpu"]["client_s"] > 0
     assert r["cpu"]["server_s"] is not None and r["cpu"]["server_s"] > 0  # the server runs on this machine
+    # the server's CPU by kind of process adds up to its total, and the writers' backends are in it
+    by_process = r["cpu"]["server_us_per_row_by_process"]
+    assert by_process["client backend"] > 0
+    assert abs(sum(by_process.values()) - r["cpu"]["server_us_per_row"]) <= 0.1 + 0.01 * len(by_process)
     assert isinstance(r["targets"]["no_backlog_growth"], bool)
     assert r["backlog"]["sample_columns"][4] == "offered_minus_written"
     # the schedule's last tick may add a few rows beyond units x rate x seconds

@@ -23,7 +23,7 @@ import psycopg
 from workloads.errors import DynolineError
 from workloads.simulator.pacing import Schedule
 from workloads.store.connection import connect
-from workloads.store.rows import every, one
+from workloads.store.rows import one
 
 from .harness import Conn, Result, percentile
 
@@ -148,7 +148,10 @@ class Reader:
 
 
 class ServerCpu:
-    """CPU seconds of the server's processes, from /proc, when the server runs on this machine."""
+    """CPU seconds of the server's processes, from /proc, when the server runs on this machine, in
+    total and by `backend_type` (client backends, autovacuum, WAL writer, checkpointer, I/O workers):
+    which of the server's processes the CPU per row goes to. A process counts up to its last sample,
+    so a short-lived one (an autovacuum worker) loses at most the time since the sample before."""
 
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
@@ -157,22 +160,42 @@ class ServerCpu:
         self.local = pid is not None and _comm(pid) == "postgres"
         self.first: dict[int, float] = {}
         self.last: dict[int, float] = {}
+        self.kind: dict[int, str] = {}
         self.sample(initial=True)
 
     def sample(self, *, initial: bool = False) -> None:
         if not self.local:
             return
-        for pid in every(self.conn, int, "SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL"):
+        for pid, kind in self.conn.execute(
+            "SELECT pid, coalesce(backend_type, '?') FROM pg_stat_activity WHERE pid IS NOT NULL"
+        ).fetchall():
+            assert isinstance(pid, int)
             used = _cpu_seconds(pid, self.tick)
             if used is None:
                 continue
             self.first.setdefault(pid, used if initial else 0.0)
             self.last[pid] = used
+            self.kind[pid] = str(kind)
 
     def seconds(self) -> float | None:
+        by_kind = self.seconds_by_kind()
+        return None if by_kind is None else sum(by_kind.values())
+
+    def seconds_by_kind(self) -> dict[str, float] | None:
         if not self.local:
             return None
-        return sum(self.last[p] - self.first.get(p, 0.0) for p in self.last)
+        out: dict[str, float] = {}
+        for p, used in self.last.items():
+            out[self.kind[p]] = out.get(self.kind[p], 0.0) + used - self.first.get(p, 0.0)
+        return out
+
+
+def by_process_us_per_row(by_kind: dict[str, float] | None, rows: int) -> dict[str, float] | None:
+    """Server CPU per written row by kind of process, largest first (None: the server is not local)."""
+    if by_kind is None or not rows:
+        return None
+    ordered = sorted(by_kind.items(), key=lambda kv: -kv[1])
+    return {kind: round(s / rows * 1e6, 2) for kind, s in ordered if s > 0}
 
 
 def _comm(pid: int) -> str | None:

@@ -282,6 +282,7 @@ def render(r: Result) -> str:
         f" ({c['server_cores']} cores), {c['cpu_us_per_row']} µs per row (client {c['client_us_per_row']},"
         f" server {c['server_us_per_row']}), {c['share_of_machine']} of the machine;"
         f" simulator RSS peak {m['peak_rss_mib']} MiB",
+        f"server cpu by process: {_by_process(c.get('server_us_per_row_by_process'))}",
         render_wal(r["wal"]),
         f"targets: written ≥ {t['written_vs_offered_min']:g} of offered, at its pace"
         f" ({r['ratios']['written_rate_vs_offered_rate']} of the offered rate): {_met(t['throughput_met'])};"
@@ -293,6 +294,12 @@ def render(r: Result) -> str:
         *machine_lines(r["machine"]),
     ]
     return "\n".join(lines)
+
+
+def _by_process(by_process: dict[str, float] | None) -> str:
+    if not by_process:
+        return "not measured (the server is not on this machine)"
+    return ", ".join(f"{kind} {us:g}" for kind, us in by_process.items()) + " µs per row"
 
 
 def _met(ok: bool) -> str:
