@@ -244,6 +244,8 @@ def test_query_on_a_throwaway_embedded_server(capsys: pytest.CaptureFixture[str]
     # the server ran with them (the later one wins over the embedded default), and says so
     settings = r["machine"]["server_settings"]
     assert (settings["shared_buffers"], settings["work_mem"]) == ("64MB", "8MB")
+    # fixed at initdb, which turns checksums on by default from PostgreSQL 18 (the wheel's is >= 18.6)
+    assert settings["data_checksums"] == "on"
 
 
 def test_stream_writes_everything_it_generates(capsys: pytest.CaptureFixture[str], database_url: str) -> None:

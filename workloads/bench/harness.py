@@ -39,7 +39,9 @@ Conn = psycopg.Connection[tuple[object, ...]]
 Result = dict[str, Any]
 R = TypeVar("R")
 
-# Server settings that decide write and query speed; reported with every result.
+# Server settings that decide write and query speed; reported with every result. `data_checksums` is
+# fixed at initdb (on by default from PostgreSQL 18, off before): with it on, setting hint bits and the
+# visibility map logs page images, a third of a plant stream's WAL (docs/benchmarks.md, seventh round).
 REPORTED_SETTINGS = (
     "fsync",
     "synchronous_commit",
@@ -48,6 +50,7 @@ REPORTED_SETTINGS = (
     "wal_level",
     "max_wal_size",
     "checkpoint_timeout",
+    "data_checksums",
     "jit",
 )
 
