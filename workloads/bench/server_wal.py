@@ -1,8 +1,9 @@
 """The server's write-ahead log over a run: bytes per row, full-page images, checkpoints.
 
-At 100,000 units every second touches one primary-key leaf per unit, so after each checkpoint the
-first touch of each leaf logs a whole page image: with checkpoints every ~25 s that is most of the
-WAL (docs/benchmarks.md, issue 11, sixth round), and these counters say how much there was. They are
+At 100,000 units, after each checkpoint the first change to a page logs a whole image of it: one
+primary-key leaf per unit, and, with data checksums on, every heap page whose hint bits or
+visibility-map bit are set. With checkpoints every ~25 s that is most of the WAL (docs/benchmarks.md,
+issue 11, sixth and seventh rounds), and these counters say how much there was. They are
 the server's (pg_stat_wal, the checkpointer's view), so on a shared server other work adds into them;
 the bench's own server has none.
 """
