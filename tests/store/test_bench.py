@@ -177,7 +177,6 @@ def test_query_builds_times_and_proves_the_index(
     assert latest["server_runs"] == 3 and latest["server_median_ms"] <= latest["server_p95_ms"]
     assert set(r["baselines"]) == {
         "latest_per_unit_whole",
-        "latest_per_unit_gc",
         "latest_per_unit_dashboard",
         "hinted_lateral",
         "unhinted_lateral",

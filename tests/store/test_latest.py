@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from tests.store.epoch import EPOCH
 from tests.store.sim_helpers import RecordingSource, distinct_on, latest, partitioned, partitions_around
@@ -127,19 +125,6 @@ def test_latest_per_unit_reads_the_latest_table_of_one_line_in_unit_order(conn: 
     ]
 
 
-def test_a_failed_fetch_gives_the_cyclic_collector_back(conn: Conn) -> None:
-    """The fetch pauses the collector while it decodes; a server error must not leave it off."""
-    assert gc.isenabled()
-    with pytest.raises(psycopg.errors.DivisionByZero):
-        fetch_binary(
-            conn,
-            sql.Composed([sql.SQL("SELECT 1 / (SELECT count(*) FROM telemetry_latest WHERE false)")]),
-            {},
-        )
-    conn.rollback()
-    assert gc.isenabled()
-
-
 def test_a_chunked_fetch_returns_what_one_result_does(conn: Conn, monkeypatch: pytest.MonkeyPatch) -> None:
     """latest_per_unit fetches in chunks (the round trip in docs/benchmarks.md); the rows must not change."""
     rows = batch("a", range(600), range(2))  # 600 units: three chunks of 256
@@ -149,7 +134,6 @@ def test_a_chunked_fetch_returns_what_one_result_does(conn: Conn, monkeypatch: p
     assert whole == [sample("a", u, 1) for u in range(600)]
     assert fetch_binary(conn, LATEST_PER_UNIT, {"line": "a"}) == whole
     assert fetch_binary(conn, LATEST_PER_UNIT, {"line": "a"}, chunk=7) == whole
-    assert fetch_binary(conn, LATEST_PER_UNIT, {"line": "a"}, pause_gc=False) == whole
     assert latest_per_unit(conn, "a") == whole
 
     # a libpq older than 17 has no chunked mode: the same rows, as one result, without asking for chunks

@@ -121,7 +121,6 @@ class Candidate:
     server_runs: int
     columns: tuple[int, ...] | None = None  # positions of the product's row it returns; None: all
     whole: bool = False  # fetched as one result instead of the product's chunks
-    collect: bool = False  # the cyclic collector left running while the rows are decoded
 
 
 def candidates(repeat: int, naive_repeat: int) -> list[Candidate]:
@@ -144,16 +143,6 @@ def candidates(repeat: int, naive_repeat: int) -> list[Candidate]:
             3,
             repeat,
             whole=True,
-        ),
-        Candidate(
-            "latest_per_unit_gc",
-            "the product's query with the cyclic collector running while it decodes (the previous fetch)",
-            LATEST_PER_UNIT,
-            "",
-            repeat,
-            3,
-            repeat,
-            collect=True,
         ),
         Candidate(
             "latest_per_unit_dashboard",
@@ -270,7 +259,6 @@ def summarise(
             "whole_vs_latest_round_trip_median": compared[
                 "latest_per_unit_whole"
             ].vs_product_round_trip_median,
-            "gc_vs_latest_round_trip_median": compared["latest_per_unit_gc"].vs_product_round_trip_median,
             "dashboard_vs_latest_round_trip_median": compared[
                 "latest_per_unit_dashboard"
             ].vs_product_round_trip_median,
@@ -380,5 +368,4 @@ def round_trip(conn: Conn, c: Candidate) -> tuple[float, int]:
 
 
 def fetch(conn: Conn, c: Candidate) -> list[tuple[object, ...]]:
-    chunk = None if c.whole else FETCH_CHUNK_ROWS
-    return fetch_binary(conn, c.query, params(LINE), chunk, pause_gc=not c.collect)
+    return fetch_binary(conn, c.query, params(LINE), chunk=None if c.whole else FETCH_CHUNK_ROWS)

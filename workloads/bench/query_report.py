@@ -122,8 +122,7 @@ def render(r: QueryResult) -> str:
         "",
         "server ms: median execution time in the server (EXPLAIN ANALYZE, TIMING OFF);"
         " round trip: execute + fetch of binary rows into Python, as the product calls it"
-        f" (in chunks of {FETCH_CHUNK_ROWS} rows, the cyclic collector paused; latest_per_unit_whole:"
-        " as one result; latest_per_unit_gc: with the collector running)",
+        f" (in chunks of {FETCH_CHUNK_ROWS} rows; latest_per_unit_whole: as one result)",
         f"target ≤ {tg.target_ms:g} ms for latest_per_unit:"
         f" server median {_met(tg.server_median_le_target)},"
         f" round trip median {_met(tg.round_trip_median_le_target)}",

@@ -10,9 +10,7 @@ replaced are the benchmark's baselines (`workloads/bench/latest_baselines.py`).
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import psycopg
@@ -65,40 +63,16 @@ def latest_per_unit(conn: Conn, line: str, columns: Sequence[str] = TELEMETRY_CO
 
 
 def fetch_binary(
-    conn: Conn,
-    query: sql.Composed,
-    params: Mapping[str, object],
-    chunk: int | None = FETCH_CHUNK_ROWS,
-    *,
-    pause_gc: bool = True,
+    conn: Conn, query: sql.Composed, params: Mapping[str, object], chunk: int | None = FETCH_CHUNK_ROWS
 ) -> list[Row]:
     """All rows of `query`, in binary, `chunk` rows at a time (None: as one result).
 
     In chunks the server (another process, another core) keeps encoding and sending the next rows while
     this one decodes the last ones; with one result the two take turns. libpq before 17 has no chunked
-    mode: there the result comes whole. With `pause_gc` (the default) the cyclic garbage collector
-    waits until the rows are built (`gc_paused`).
+    mode: there the result comes whole.
     """
-    with gc_paused(pause_gc), conn.cursor(binary=True) as cur:
+    with conn.cursor(binary=True) as cur:
         if chunk is None or not psycopg.capabilities.has_stream_chunked():
             cur.execute(query, params)
             return cur.fetchall()
         return list(cur.stream(query, params, size=chunk))
-
-
-@contextmanager
-def gc_paused(pause: bool = True) -> Iterator[None]:
-    """Hold the cyclic collector off while a result is decoded, then restore it as it was.
-
-    10,000 rows of 28 columns are ~300,000 new objects, none of them in a cycle, and each 700 allocations
-    start a collection that walks the young ones: ~20% of the round trip (docs/benchmarks.md, issue 11,
-    seventh round). Nothing is lost by waiting: the collector runs again once it is re-enabled.
-    """
-    was_enabled = gc.isenabled()
-    if pause:
-        gc.disable()
-    try:
-        yield
-    finally:
-        if pause and was_enabled:
-            gc.enable()
