@@ -150,8 +150,8 @@ class Reader:
 class ServerCpu:
     """CPU seconds of the server's processes, from /proc, when the server runs on this machine, in
     total and by `backend_type` (client backends, autovacuum, WAL writer, checkpointer, I/O workers):
-    which of the server's processes the CPU per row goes to. A process counts up to its last sample,
-    so a short-lived one (an autovacuum worker) loses at most the time since the sample before."""
+    which of the server's processes the CPU per row goes to. A process counts up to its last sample:
+    a short-lived one (an autovacuum worker) loses what it used after that, under a second's worth."""
 
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
