@@ -1,7 +1,6 @@
 """Server CPU per row by kind of process: what a stream's server time is spent in."""
 
-from workloads.bench.stream_probes import by_process_us_per_row
-from workloads.bench.stream_report import _by_process
+from workloads.bench.stream_report import _by_process, by_process_us_per_row
 
 
 def test_per_row_by_kind_largest_first_and_idle_kinds_dropped() -> None:

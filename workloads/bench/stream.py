@@ -39,17 +39,7 @@ from .harness import (
     server_settings,
 )
 from .server_wal import wal_counters, wal_summary
-from .stream_probes import (
-    LINE,
-    PROBE_GIVE_UP,
-    Reader,
-    ServerCpu,
-    Watch,
-    by_process_us_per_row,
-    own_cpu,
-    peak_rss_mib,
-    rss_mib,
-)
+from .stream_probes import LINE, PROBE_GIVE_UP, Reader, ServerCpu, Watch, own_cpu, peak_rss_mib, rss_mib
 from .stream_report import Backlog, combine, render, summarise
 
 log = logging.getLogger(__name__)
@@ -224,6 +214,7 @@ def run(
         latest_interval_s=latest_interval,
         client_cpu_s=own,
         server_cpu_s=cpu.seconds(),
+        server_cpu_by_kind_s=cpu.seconds_by_kind(),
         wall_s=wall,
         database=database,
         info=info,
@@ -231,8 +222,6 @@ def run(
     )
     result["shards"] = shards
     result["wal"] = wal
-    by_process = by_process_us_per_row(cpu.seconds_by_kind(), stats["written"])
-    result["cpu"]["server_us_per_row_by_process"] = by_process
     result["lag_latest"].update(latest_upkeep(sims))
     return result
 

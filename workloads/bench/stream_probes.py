@@ -190,14 +190,6 @@ class ServerCpu:
         return out
 
 
-def by_process_us_per_row(by_kind: dict[str, float] | None, rows: int) -> dict[str, float] | None:
-    """Server CPU per written row by kind of process, largest first (None: the server is not local)."""
-    if by_kind is None or not rows:
-        return None
-    ordered = sorted(by_kind.items(), key=lambda kv: -kv[1])
-    return {kind: round(s / rows * 1e6, 2) for kind, s in ordered if s > 0}
-
-
 def _comm(pid: int) -> str | None:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()

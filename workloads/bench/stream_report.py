@@ -120,6 +120,7 @@ def summarise(
     latest_reader: Result | None = None,
     latest_interval_s: float | None = None,
     server_cpu_s: float | None,
+    server_cpu_by_kind_s: dict[str, float] | None = None,
     wall_s: float,
     database: str,
     info: Result,
@@ -218,6 +219,7 @@ def summarise(
             if stats["written"]
             else None,
             "server_us_per_row": _per_row_us(server_cpu_s, stats["written"]),
+            "server_us_per_row_by_process": by_process_us_per_row(server_cpu_by_kind_s, stats["written"]),
         },
         "memory": memory,
         "ratios": {
@@ -234,6 +236,14 @@ def summarise(
 
 def _per_row_us(cpu_s: float | None, rows: int) -> float | None:
     return round(cpu_s / rows * 1e6, 1) if cpu_s is not None and rows else None
+
+
+def by_process_us_per_row(by_kind: dict[str, float] | None, rows: int) -> dict[str, float] | None:
+    """Server CPU per written row by kind of process, largest first (None: the server is not local)."""
+    if by_kind is None or not rows:
+        return None
+    ordered = sorted(by_kind.items(), key=lambda kv: -kv[1])
+    return {kind: round(s / rows * 1e6, 2) for kind, s in ordered if s > 0}
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -282,7 +292,7 @@ def render(r: Result) -> str:
         f" ({c['server_cores']} cores), {c['cpu_us_per_row']} µs per row (client {c['client_us_per_row']},"
         f" server {c['server_us_per_row']}), {c['share_of_machine']} of the machine;"
         f" simulator RSS peak {m['peak_rss_mib']} MiB",
-        f"server cpu by process: {_by_process(c.get('server_us_per_row_by_process'))}",
+        f"server cpu by process: {_by_process(c['server_us_per_row_by_process'])}",
         render_wal(r["wal"]),
         f"targets: written ≥ {t['written_vs_offered_min']:g} of offered, at its pace"
         f" ({r['ratios']['written_rate_vs_offered_rate']} of the offered rate): {_met(t['throughput_met'])};"
